@@ -185,3 +185,83 @@ def to_numpy_image(image: torch.Tensor) -> np.ndarray:
             raise ValueError(f"expected one image; got a batch of {x.shape[0]}")
         x = x[0]
     return x.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+# --------------------------------------------------------------------------
+# Small labelled datasets (Lab 5): handwritten digits offline, CIFAR-10 online
+# --------------------------------------------------------------------------
+#: Class names of scikit-learn's digits and of CIFAR-10, in label order.
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def load_digits(split: str = "train", size: int = 8, test_fraction: float = 0.25,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's handwritten digits (1797 real 8x8 scans, offline) in the course convention.
+
+    The split is stratified and fixed by ``seed`` (train 1347 / test 450 images by default).
+
+    Args:
+        split: ``"train"``, ``"test"`` or ``"all"``.
+        size: side in pixels (8 is the native resolution; larger sizes are bilinear upsamplings).
+
+    Returns:
+        images (N,3,size,size) in [0,1] (gray repeated on 3 channels) and labels, a LongTensor (N,).
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be one of ['all', 'test', 'train']; got {split!r}")
+    bunch = _sk_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0  # pixel values are 0..16
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    if split != "all":
+        idx = np.arange(len(y))
+        train_idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                               stratify=bunch.target)
+        keep = torch.as_tensor(np.sort(train_idx if split == "train" else test_idx))
+        x, y = x[keep], y[keep]
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    return x.expand(-1, 3, -1, -1).contiguous(), y
+
+
+def load_cifar10(split: str = "train", root="~/.cache/labkit/cifar10",
+                 limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 (downloaded once by torchvision into ``root``) as tensors in the course convention.
+
+    Args:
+        split: ``"train"`` (50,000 images) or ``"test"`` (10,000).
+        root: download/cache directory.
+        limit: keep only the first ``limit`` images (quick runs).
+
+    Returns:
+        images (N,3,32,32) in [0,1] and labels, a LongTensor (N,).
+
+    Raises:
+        NetworkRequired: CIFAR-10 is not in ``root`` and can't be downloaded
+            (no network, or ``LABKIT_OFFLINE=1``).
+    """
+    import torchvision
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    root = Path(root).expanduser()
+    train = split == "train"
+    try:  # already downloaded: no network needed
+        ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
+    except RuntimeError:
+        need = (f"CIFAR-10 is not in {root} and must be downloaded (~170 MB) from the internet; "
+                "the digits version of the lab (labkit.data.load_digits) works offline")
+        if offline():
+            raise NetworkRequired(need + " (LABKIT_OFFLINE is set)") from None
+        try:
+            ds = torchvision.datasets.CIFAR10(str(root), train=train, download=True)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError
+            raise NetworkRequired(f"{need} ({type(exc).__name__}: {exc})") from exc
+    data, targets = ds.data, ds.targets
+    if limit is not None:
+        data, targets = data[:limit], targets[:limit]
+    x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(), torch.tensor(targets, dtype=torch.long)

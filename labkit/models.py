@@ -215,3 +215,96 @@ def randomization_groups(model: ImageClassifier) -> list[tuple[str, nn.Module]]:
         groups.append(("conv_stem", nn.ModuleList([net.conv_stem, net.bn1])))
         return groups
     return [(n, m) for n, m in reversed(list(net.named_children())) if any(True for _ in m.parameters())]
+
+
+# --------------------------------------------------------------------------
+# Small trainable networks for small images (Lab 5)
+# --------------------------------------------------------------------------
+class SmallImageNet(nn.Module):
+    """A trainable classifier for small images that follows the course convention.
+
+    Takes (N,3,H,W) images in [0,1], normalizes them with ``mean``/``std`` inside and
+    returns logits (N, num_classes). Unlike :func:`load_model`, its parameters are
+    trainable and it starts in train mode.
+    """
+
+    def __init__(self, net: nn.Module, mean, std, *, name: str, num_classes: int):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.name, self.num_classes = name, num_classes
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images - self.mean) / self.std)
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return f"SmallImageNet({self.name!r}, num_classes={self.num_classes}, params={n:,})"
+
+
+def small_cnn(num_classes: int = 10, width: int = 32, seed: int | None = None) -> SmallImageNet:
+    """A small CNN for tiny images (8x8 digits upwards): 3 conv layers + global average pooling.
+
+    ``width`` channels, then 2*width twice (one 2x2 max-pool), ReLU everywhere, then a linear
+    layer. Works at any input size >= 4 px. ``seed`` makes the initialization reproducible.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    w = width
+    net = nn.Sequential(
+        nn.Conv2d(3, w, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(2 * w, num_classes),
+    )
+    return SmallImageNet(net, (0.5,) * 3, (0.5,) * 3, name="small_cnn", num_classes=num_classes)
+
+
+class _Residual(nn.Module):
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+def _conv_bn(c_in: int, c_out: int, pool: bool = False) -> nn.Sequential:
+    layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class _Scale(nn.Module):
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def resnet9(num_classes: int = 10, width: int = 64, seed: int | None = None) -> SmallImageNet:
+    """ResNet-9 (Myrtle.ai / airbench style) for 32x32 images: reaches ~94% on CIFAR-10 in minutes on a GPU.
+
+    prep conv(width) -> conv(2w)+pool+residual -> conv(4w)+pool -> conv(8w)+pool+residual
+    -> global max pool -> linear (logits scaled by 0.125). BatchNorm after every conv;
+    CIFAR-10 normalization inside. ``width=8`` gives a tiny version for tests.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    w = width
+    net = nn.Sequential(
+        _conv_bn(3, w),
+        _conv_bn(w, 2 * w, pool=True), _Residual(nn.Sequential(_conv_bn(2 * w, 2 * w), _conv_bn(2 * w, 2 * w))),
+        _conv_bn(2 * w, 4 * w, pool=True),
+        _conv_bn(4 * w, 8 * w, pool=True), _Residual(nn.Sequential(_conv_bn(8 * w, 8 * w), _conv_bn(8 * w, 8 * w))),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        nn.Linear(8 * w, num_classes, bias=False), _Scale(0.125),
+    )
+    return SmallImageNet(net, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), name="resnet9",
+                         num_classes=num_classes)
