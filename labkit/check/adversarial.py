@@ -1,0 +1,308 @@
+"""Public checks of Lab 2 (adversarial examples).
+
+Run them in the notebook (``check.adversarial.fgsm()``) or with pytest. They use
+tiny deterministic models whose input gradients are known in closed form, so
+each check takes well under a second.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labkit.check.runner import Exercise
+from labkit.check.runner import check as _check
+
+TOL = 1e-5
+
+
+def check(description: str, hint: str = ""):
+    """``runner.check``, running the check on one CPU thread: these tiny models are fastest
+    that way, and several threads spin-wait for ~100x longer on a busy, shared CPU."""
+
+    def decorate(f):
+        @functools.wraps(f)
+        def run(fn):
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return f(fn)
+            finally:
+                torch.set_num_threads(threads)
+
+        return _check(description, hint)(run)
+
+    return decorate
+
+
+# --------------------------------------------------------------------------
+# Tiny models with known gradients
+# --------------------------------------------------------------------------
+class LinearImageModel(nn.Module):
+    """``logits = W @ flatten(x) + b`` on (N,3,S,S) images: the input gradient is analytic."""
+
+    def __init__(self, num_classes: int = 5, size: int = 4, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(num_classes, 3 * size * size, generator=g), requires_grad=False)
+        self.bias = nn.Parameter(torch.randn(num_classes, generator=g) * 0.1, requires_grad=False)
+        self.num_classes = num_classes
+        self.eval()
+
+    def forward(self, x):
+        return x.flatten(1) @ self.weight.T + self.bias
+
+
+class TinyConvNet(nn.Module):
+    """A small nonlinear convnet with fixed random weights (conv, ReLU, pool, linear)."""
+
+    def __init__(self, num_classes: int = 6, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 4 * 4, num_classes)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.num_classes = num_classes
+        self.eval()
+
+    def forward(self, x):
+        h = F.adaptive_avg_pool2d(F.relu(self.conv(x)), 4)
+        return self.fc(h.flatten(1))
+
+
+def random_images(n: int = 4, size: int = 4, seed: int = 0, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return lo + (hi - lo) * torch.rand(n, 3, size, size, generator=g)
+
+
+def loss_gradient(model: LinearImageModel, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """d CE(W x + b, labels) / dx for the linear model, in closed form (up to the 1/N of the mean)."""
+    with torch.no_grad():
+        p = model(images).softmax(-1)
+        p[torch.arange(len(labels)), labels] -= 1
+        return (p @ model.weight).view_as(images)
+
+
+def _assert_close(actual, expected, what, tol=TOL):
+    assert isinstance(actual, torch.Tensor), f"{what}: expected a torch.Tensor, got {type(actual).__name__}"
+    assert actual.shape == expected.shape, f"{what}: expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}"
+    err = (actual.detach().double() - expected.double()).abs().max().item()
+    assert err <= tol, f"{what}: largest difference from the expected result is {err:.3g}"
+
+
+def _assert_attack_output(adv, images, eps, norm="linf"):
+    assert isinstance(adv, torch.Tensor), f"expected a torch.Tensor, got {type(adv).__name__}"
+    assert adv.shape == images.shape, f"expected shape {tuple(images.shape)}, got {tuple(adv.shape)}"
+    assert not adv.requires_grad, "return a detached tensor (.detach()), not one that tracks gradients"
+    lo, hi = adv.min().item(), adv.max().item()
+    assert lo >= -TOL and hi <= 1 + TOL, f"values must stay in [0,1]; got min {lo:.4g}, max {hi:.4g}"
+    delta = (adv - images).flatten(1)
+    size = delta.abs().amax(1).max().item() if norm == "linf" else delta.norm(dim=1).max().item()
+    assert size <= eps + 1e-4, f"the perturbation's {norm} norm is {size:.4g} > eps = {eps}"
+
+
+# --------------------------------------------------------------------------
+# linear_adversarial
+# --------------------------------------------------------------------------
+def _linear_problem(seed=0, c=4, d=30):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(c, d, generator=g), torch.randn(d, generator=g)
+
+
+@check("returns x + eps * sign(W[target] - W[label])", hint="index the rows of weights; torch.sign")
+def linear_formula(fn):
+    w, x = _linear_problem()
+    out = fn(w, x, 1, 3, 0.1)
+    _assert_close(out, x + 0.1 * torch.sign(w[3] - w[1]), "linear_adversarial(w, x, 1, 3, 0.1)")
+
+
+@check("raises the score gap s[target] - s[label] by exactly eps * ||W[target] - W[label]||_1",
+       hint="the direction that most raises a dot product under |delta_i| <= eps is eps * sign(...)")
+def linear_gap(fn):
+    w, x = _linear_problem(seed=1, c=3, d=100)
+    out = fn(w, x, 0, 2, 0.05)
+    gain = ((w[2] - w[0]) @ (out - x)).item()
+    expected = 0.05 * (w[2] - w[0]).abs().sum().item()
+    assert abs(gain - expected) < 1e-3, f"the gap grew by {gain:.4f}, expected {expected:.4f}"
+
+
+@check("works on a batch x (N, D) with one label and target per row", hint="weights[target] has shape (N, D)")
+def linear_batch(fn):
+    w, _ = _linear_problem(seed=2, c=5, d=12)
+    x = torch.randn(3, 12, generator=torch.Generator().manual_seed(3))
+    label, target = torch.tensor([0, 1, 2]), torch.tensor([4, 3, 0])
+    out = fn(w, x, label, target, 0.2)
+    _assert_close(out, x + 0.2 * torch.sign(w[target] - w[label]), "batched linear_adversarial")
+
+
+# --------------------------------------------------------------------------
+# fgsm
+# --------------------------------------------------------------------------
+@check("untargeted: equals clamp(x + eps * sign(grad of the loss), 0, 1) on a linear model",
+       hint="loss = F.cross_entropy(model(x), labels); grad with torch.autograd.grad on the input")
+def fgsm_untargeted(fn):
+    model, x = LinearImageModel(), random_images(seed=1)
+    labels = torch.tensor([0, 1, 2, 3])
+    expected = (x + 0.03 * loss_gradient(model, x, labels).sign()).clamp(0, 1)
+    adv = fn(model, x, labels, 0.03)
+    _assert_attack_output(adv, x, 0.03)
+    _assert_close(adv, expected, "fgsm(model, x, labels, 0.03)")
+
+
+@check("targeted: steps *down* the loss of the target classes", hint="subtract eps * sign(grad) instead")
+def fgsm_targeted(fn):
+    model, x = LinearImageModel(), random_images(seed=2)
+    targets = torch.tensor([4, 4, 0, 1])
+    expected = (x - 0.05 * loss_gradient(model, x, targets).sign()).clamp(0, 1)
+    _assert_close(fn(model, x, targets, 0.05, targeted=True), expected, "fgsm(..., targeted=True)")
+
+
+@check("stays in [0,1] and in the eps-ball, returns a detached tensor, leaves the input unchanged",
+       hint="clamp to [0,1]; .detach() the result; don't modify images in place")
+def fgsm_constraints(fn):
+    model, x = TinyConvNet(), random_images(n=3, size=8, seed=3)
+    x[0, :, :2] = 0.0
+    x[1, :, :2] = 1.0
+    before = x.clone()
+    adv = fn(model, x, 2, 0.1)
+    _assert_attack_output(adv, x, 0.1)
+    assert torch.equal(x, before), "fgsm modified its input images in place"
+
+
+# --------------------------------------------------------------------------
+# pgd
+# --------------------------------------------------------------------------
+@check("linf, one step of size eps: equals FGSM's clamp(x + eps * sign(grad), 0, 1)",
+       hint="step: adv + step_size * grad.sign(); project: clip adv to [x - eps, x + eps], then to [0,1]")
+def pgd_linf_step(fn):
+    model, x = LinearImageModel(), random_images(seed=4)
+    labels = torch.tensor([1, 2, 3, 4])
+    expected = (x + 0.02 * loss_gradient(model, x, labels).sign()).clamp(0, 1)
+    _assert_close(fn(model, x, labels, 0.02, 0.02, 1), expected, "pgd(model, x, labels, eps=0.02, step_size=0.02, steps=1)")
+
+
+@check("l2, one step: moves step_size along grad / ||grad||_2, or eps if step_size > eps",
+       hint="normalize the gradient per image (flatten(1).norm(dim=1)); rescale delta to norm eps when it is longer")
+def pgd_l2_step(fn):
+    model, x = LinearImageModel(), random_images(seed=5, lo=0.2, hi=0.8)
+    labels = torch.tensor([0, 0, 1, 1])
+    g = loss_gradient(model, x, labels)
+    unit = g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    _assert_close(fn(model, x, labels, 0.5, 0.1, 1, norm="l2"), (x + 0.1 * unit).clamp(0, 1),
+                  "pgd(..., eps=0.5, step_size=0.1, steps=1, norm='l2')")
+    _assert_close(fn(model, x, labels, 0.05, 0.1, 1, norm="l2"), (x + 0.05 * unit).clamp(0, 1),
+                  "pgd(..., eps=0.05, step_size=0.1, steps=1, norm='l2') (projected back to the ball)")
+
+
+@check("linf and l2, many steps: stays in [0,1] and inside the eps-ball", hint="project after every step")
+def pgd_constraints(fn):
+    model, x = TinyConvNet(), random_images(n=3, size=8, seed=6)
+    for norm, eps, step in (("linf", 0.03, 0.02), ("l2", 0.3, 0.2)):
+        adv = fn(model, x, torch.tensor([0, 1, 2]), eps, step, 6, norm=norm)
+        _assert_attack_output(adv, x, eps, norm)
+
+
+@check("untargeted PGD raises the loss of the labels; targeted PGD reaches the targets",
+       hint="untargeted: ascend the loss of labels; targeted: descend the loss of the targets")
+def pgd_effect(fn):
+    model, x = TinyConvNet(), random_images(n=4, size=8, seed=7)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    adv = fn(model, x, pred, 0.5, 0.1, 10)
+    with torch.no_grad():
+        before, after = F.cross_entropy(model(x), pred), F.cross_entropy(model(adv), pred)
+    assert after > before + 1.0, f"untargeted PGD should raise the loss of the labels: {before:.3f} -> {after:.3f}"
+    target = (pred + 1) % model.num_classes
+    adv = fn(model, x, target, 0.5, 0.1, 10, targeted=True)
+    with torch.no_grad():
+        hit = (model(adv).argmax(1) == target).float().mean().item()
+    assert hit == 1.0, f"targeted PGD with a large eps should reach every target; reached {hit:.0%}"
+
+
+@check("random_start is deterministic given seed, differs across seeds, and stays in the ball",
+       hint="draw the start with a torch.Generator seeded with `seed`")
+def pgd_random_start(fn):
+    model, x = TinyConvNet(), random_images(n=2, size=8, seed=8)
+    for norm, eps in (("linf", 0.05), ("l2", 0.5)):
+        a = fn(model, x, 0, eps, 0.01, 1, norm=norm, random_start=True, seed=3)
+        b = fn(model, x, 0, eps, 0.01, 1, norm=norm, random_start=True, seed=3)
+        c = fn(model, x, 0, eps, 0.01, 1, norm=norm, random_start=True, seed=4)
+        assert torch.equal(a, b), f"{norm}: two calls with seed=3 gave different images"
+        assert not torch.equal(a, c), f"{norm}: seeds 3 and 4 gave the same image: is the random start used?"
+        _assert_attack_output(a, x, eps, norm)
+
+
+# --------------------------------------------------------------------------
+# fooling_image
+# --------------------------------------------------------------------------
+def expected_fooling_steps(model: LinearImageModel, image: torch.Tensor, target: int, lr: float, max_steps: int):
+    """Steps taken by the fooling-image ascent on a linear model, assuming no clipping is needed."""
+    w = model.weight.double()
+    x = image.double().flatten()
+    step = lr * w[target] / w[target].norm()
+    for k in range(max_steps + 1):
+        if int((w @ (x + k * step) + model.bias.double()).argmax()) == target:
+            return k
+    return None
+
+
+@check("reaches the target and returns (image, steps) with the right number of steps on a linear model",
+       hint="ascend the target *logit* with step lr * g / g.norm(); check the prediction before each step")
+def fooling_steps(fn):
+    model = LinearImageModel(num_classes=4, size=6, seed=1)
+    image = random_images(n=1, size=6, seed=9, lo=0.45, hi=0.55)
+    with torch.no_grad():
+        pred = int(model(image).argmax())
+    target = (pred + 2) % 4
+    expected = expected_fooling_steps(model, image, target, 0.05, 50)
+    out = fn(model, image, target, lr=0.05, max_steps=50)
+    assert isinstance(out, tuple) and len(out) == 2, "return a tuple (image, steps)"
+    fooled, steps = out
+    _assert_attack_output(fooled, image, float("inf"))
+    with torch.no_grad():
+        got = int(model(fooled).argmax())
+    assert got == target, f"the returned image is classified as {got}, not the target {target}"
+    assert int(steps) == expected, f"took {steps} steps; the ascent needs exactly {expected}"
+
+
+@check("returns 0 steps and the unchanged image when the model already predicts the target",
+       hint="test the prediction before taking a step")
+def fooling_zero(fn):
+    model = LinearImageModel(num_classes=4, size=6, seed=1)
+    image = random_images(n=1, size=6, seed=10)
+    with torch.no_grad():
+        pred = int(model(image).argmax())
+    fooled, steps = fn(model, image, pred, lr=0.1, max_steps=5)
+    assert int(steps) == 0, f"expected 0 steps, got {steps}"
+    _assert_close(fooled, image, "the returned image")
+
+
+@check("raises NotFooled (a RuntimeError) when max_steps is too small",
+       hint="after the loop, raise NotFooled(...) with a message that says what to change")
+def fooling_raises(fn):
+    model = LinearImageModel(num_classes=4, size=6, seed=1)
+    image = random_images(n=1, size=6, seed=9, lo=0.45, hi=0.55)
+    with torch.no_grad():
+        pred = int(model(image).argmax())
+    target = (pred + 2) % 4
+    need = expected_fooling_steps(model, image, target, 0.01, 500)
+    fn(model, image, target, lr=0.01, max_steps=need)  # enough steps: no error
+    try:
+        fn(model, image, target, lr=0.01, max_steps=max(1, need - 1))
+    except NotImplementedError:
+        raise
+    except RuntimeError:
+        return
+    raise AssertionError(f"expected an error with max_steps={max(1, need - 1)} (it needs {need} steps)")
+
+
+linear_adversarial = Exercise("adversarial", "linear_adversarial", [linear_formula, linear_gap, linear_batch])
+fgsm = Exercise("adversarial", "fgsm", [fgsm_untargeted, fgsm_targeted, fgsm_constraints])
+pgd = Exercise("adversarial", "pgd", [pgd_linf_step, pgd_l2_step, pgd_constraints, pgd_effect, pgd_random_start])
+fooling_image = Exercise("adversarial", "fooling_image", [fooling_steps, fooling_zero, fooling_raises])
