@@ -1,0 +1,111 @@
+"""Lab 4 (noise probing) budgets, measured side by side.
+
+* ``probe`` throughput within 10% of the bare model's batched inference
+  (EfficientNet-Lite0, same images and batch size; the best of a few
+  interleaved repetitions of each, because the CPU is shared).
+* 1000 noise images x 3 offline models in under 4 minutes (quick mode:
+  extrapolated from a small run, and labelled so).
+* The solved notebook at its defaults in under 4 minutes with peak memory under
+  2 GB (full mode only: it executes the notebook headless; quick mode leaves it out
+  because a notebook run alone takes longer than the quick budget).
+
+Run: ``python benchmarks/noise.py [--quick]``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = "4"
+
+
+def _reference():
+    """The reference module (solutions/labkit/noise.py), whatever the student file holds."""
+    name = "labkit_reference_noise"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "solutions" / "labkit" / "noise.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _bare(model, images, batch_size):
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            model(images[start:start + batch_size]).softmax(-1).max(-1)
+
+
+def _best(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def budgets(quick: bool = False) -> list[dict]:
+    """Measure Lab 4's budgets; each entry is {"lab", "budget", "value", "ok"}."""
+    from labkit.models import OFFLINE_MODELS, load_model
+
+    noise = _reference()
+    rows = []
+
+    # 1. probe vs the bare model, interleaved so both see the same CPU load.
+    model = load_model("efficientnet_lite0")
+    n, batch, repeats = (16, 8, 2) if quick else (128, 32, 3)
+    images = noise.noise_images(n, 224, "seed000", seed=0)
+    _bare(model, images[:batch], batch)  # warm-up
+    bare_t, probe_t = [], []
+    for _ in range(repeats):
+        bare_t.append(_best(lambda: _bare(model, images, batch), 1))
+        probe_t.append(_best(lambda: noise.probe({"lite0": model}, images, batch_size=batch), 1))
+    bare, probed = min(bare_t), min(probe_t)
+    ratio = probed / bare
+    rows.append({"lab": LAB, "budget": "probe time / bare batched inference <= 1.10 (EfficientNet-Lite0, 224px)",
+                 "value": f"{ratio:.3f} (probe {n / probed:.1f} img/s, bare {n / bare:.1f} img/s, {n} images, batch {batch})",
+                 "ok": ratio <= 1.10})
+
+    # 2. 1000 images x 3 offline models.
+    models = {name: load_model(name) for name in OFFLINE_MODELS}
+    if quick:
+        m = 8
+        x = noise.noise_images(m, 224, "seed000", seed=1)
+        start = time.perf_counter()
+        noise.probe(models, x, batch_size=8)
+        seconds = (time.perf_counter() - start) * 1000 / m
+        how = f"extrapolated from {m} images x 3 models"
+    else:
+        x = noise.noise_images(1000, 224, "seed000", seed=1)
+        start = time.perf_counter()
+        noise.probe(models, x, batch_size=32)
+        seconds = time.perf_counter() - start
+        how = "measured"
+    rows.append({"lab": LAB, "budget": "probe 1000 images x 3 offline models < 240 s",
+                 "value": f"{seconds:.0f} s ({how})", "ok": seconds < 240})
+
+    # 3. The solved notebook at its defaults.
+    if not quick:
+        import tempfile
+
+        from labkit.course import execute_notebook, solved_tree
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = solved_tree(Path(tmp))
+            run = execute_notebook(tree / "notebooks" / "04_noise_probing.ipynb", pythonpath=tree, timeout=1800)
+        ok = run.error is None and run.seconds < 240 and run.peak_rss_mb < 2048
+        value = f"{run.seconds:.0f} s, peak {run.peak_rss_mb:.0f} MB" + (f", ERROR {type(run.error).__name__}" if run.error else "")
+        rows.append({"lab": LAB, "budget": "solved notebook at defaults < 240 s, peak memory < 2048 MB",
+                     "value": value, "ok": ok})
+    return rows
+
+
+if __name__ == "__main__":
+    for row in budgets(quick="--quick" in sys.argv):
+        print(f"[{'ok' if row['ok'] else 'OVER'}] lab {row['lab']}: {row['budget']}: {row['value']}")
