@@ -242,13 +242,18 @@ def pgd_random_start(fn):
 # fooling_image
 # --------------------------------------------------------------------------
 def expected_fooling_steps(model: LinearImageModel, image: torch.Tensor, target: int, lr: float, max_steps: int):
-    """Steps taken by the fooling-image ascent on a linear model, assuming no clipping is needed."""
-    w = model.weight.double()
+    """Steps the fooling-image ascent takes on a linear model (None if more than ``max_steps``).
+
+    The target logit of a linear model has the same gradient ``W[target]`` everywhere,
+    so every step is ``lr * W[target] / ||W[target]||`` followed by clipping to [0,1].
+    """
+    w, b = model.weight.double(), model.bias.double()
     x = image.double().flatten()
     step = lr * w[target] / w[target].norm()
     for k in range(max_steps + 1):
-        if int((w @ (x + k * step) + model.bias.double()).argmax()) == target:
+        if int((w @ x + b).argmax()) == target:
             return k
+        x = (x + step).clamp(0, 1)
     return None
 
 

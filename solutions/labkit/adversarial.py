@@ -96,8 +96,9 @@ def fgsm(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, targe
     labels = _class_indices(labels, len(images), validate.num_classes(model, images), "labels")
     ### BEGIN SOLUTION
     x = images.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x), labels)
-    (grad,) = torch.autograd.grad(loss, x)
+    with torch.enable_grad():  # works even when called under torch.no_grad()
+        loss = F.cross_entropy(model(x), labels)
+        (grad,) = torch.autograd.grad(loss, x)
     sign = -1.0 if targeted else 1.0
     return (images.detach() + sign * eps * grad.sign()).clamp(0, 1)
     ### END SOLUTION
@@ -158,8 +159,9 @@ def pgd(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, step_s
     sign = -1.0 if targeted else 1.0
     for _ in range(steps):
         adv.requires_grad_(True)
-        loss = F.cross_entropy(model(adv), labels)
-        (grad,) = torch.autograd.grad(loss, adv)
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(adv), labels)
+            (grad,) = torch.autograd.grad(loss, adv)
         with torch.no_grad():
             if norm == "linf":
                 adv = adv + (sign * step_size) * grad.sign()
@@ -210,12 +212,13 @@ def fooling_image(model: torch.nn.Module, image: torch.Tensor, target: int, lr: 
     x = image.detach().clone()
     for step in range(max_steps + 1):
         x.requires_grad_(True)
-        logits = model(x)
-        if int(logits.argmax(dim=1)) == target:
-            return x.detach(), step
-        if step == max_steps:
-            break
-        (grad,) = torch.autograd.grad(logits[0, target], x)
+        with torch.enable_grad():
+            logits = model(x)
+            if int(logits.argmax(dim=1)) == target:
+                return x.detach(), step
+            if step == max_steps:
+                break
+            (grad,) = torch.autograd.grad(logits[0, target], x)
         with torch.no_grad():
             x = (x + lr * grad / grad.norm().clamp_min(1e-12)).clamp_(0, 1)
     raise NotFooled(f"the model does not predict class {target} after {max_steps} steps of size lr={lr}; "

@@ -1,0 +1,140 @@
+"""Lab 2 budgets: PGD speed against torchattacks, PGD success rate, the solved notebook's time and memory.
+
+Run alone with ``python benchmarks/adversarial.py [--quick]``; ``benchmarks/run.py``
+imports :func:`budgets`.
+
+Measured side by side in one run, on EfficientNet-Lite0 (the default model) and
+the 7 sample photos at 224px:
+
+* ``pgd`` vs ``torchattacks.PGD``: same batch, same settings (L-inf, eps=2/255,
+  step 0.5/255, 10 steps, no random start), timed alternately, best of
+  ``repeats``; budget: ours is at least as fast (ratio torchattacks/ours >= 1).
+* untargeted L-inf PGD at eps=2/255 with 10 steps fools >= 95% of the photos
+  (the top-1 class changes from the model's clean prediction).
+* the solved notebook, executed headless at its default parameters: < 3 min and
+  < 2 GB peak memory (full mode only: it takes minutes, so quick mode leaves this row out).
+
+Quick mode runs the same code on 2 photos at 64px with 2 steps (the numbers then
+say nothing about the budgets; ``ok`` is computed on them anyway).
+
+Both attacks run with the same torch thread count (``--threads``, default 1: on
+a busy shared CPU extra OpenMP threads spin-wait and make everything slower).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+LAB = "2"
+
+
+def _reference():
+    """The reference implementation (solutions/labkit/adversarial.py), whatever the student file holds."""
+    name = "labkit_reference_adversarial"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "solutions" / "labkit" / "adversarial.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
+    import torchattacks
+
+    from labkit.data import sample_batch
+    from labkit.models import load_model
+
+    adversarial = _reference()
+    model = load_model()
+    images, labels = sample_batch()
+    steps = 10
+    if quick:
+        images, labels = images[:2], labels[:2]
+        images = F.interpolate(images, size=64, mode="bilinear", antialias=True).clamp(0, 1)
+        steps, repeats = 2, 1
+    eps, step = 2 / 255, 0.5 / 255
+    with torch.no_grad():
+        clean = model(images).argmax(1)
+
+    attack = torchattacks.PGD(model, eps=eps, alpha=step, steps=steps, random_start=False)
+    # warm-up (first calls allocate buffers), then time alternately
+    adversarial.pgd(model, images[:1], clean[:1], eps, step, 1)
+    torchattacks.PGD(model, eps=eps, alpha=step, steps=1, random_start=False)(images[:1], clean[:1])
+    ours_t, theirs_t = [], []
+    for _ in range(repeats):  # alternate, so both see the same background load
+        adv, t = _timed(lambda: adversarial.pgd(model, images, clean, eps, step, steps))
+        ours_t.append(t)
+        theirs, t = _timed(lambda: attack(images, clean))
+        theirs_t.append(t)
+    ours, theirs_best = min(ours_t), min(theirs_t)
+    ratio = theirs_best / ours
+
+    with torch.no_grad():
+        pred = model(adv).argmax(1)
+        pred_theirs = model(theirs).argmax(1)
+    success = (pred != clean).float().mean().item()
+    success_theirs = (pred_theirs != clean).float().mean().item()
+    off_label = (pred != labels).float().mean().item()
+    where = f"{len(images)} photos at {images.shape[-1]}px, {steps} steps, {torch.get_num_threads()} thread(s)"
+    return [
+        {"lab": LAB, "budget": "pgd at least as fast as torchattacks.PGD (same batch and settings)",
+         "value": f"ours {ours:.2f} s, torchattacks {theirs_best:.2f} s, ratio {ratio:.2f}x "
+                  f"(best of {repeats}; {where})",
+         "ok": ratio >= 1.0},
+        {"lab": LAB, "budget": "untargeted L-inf PGD, eps=2/255, 10 steps fools >= 95% of the sample photos",
+         "value": f"{success:.0%} fooled (torchattacks {success_theirs:.0%}; {off_label:.0%} off the "
+                  f"expected ImageNet label; {where})",
+         "ok": success >= 0.95},
+    ]
+
+
+def notebook_budget() -> dict:
+    from labkit.course import execute_notebook, solved_tree
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = solved_tree(Path(tmp))
+        run = execute_notebook(tree / "notebooks" / "02_adversarial.ipynb", pythonpath=tree)
+    error = f"; ERROR {type(run.error).__name__}" if run.error else ""
+    return {"lab": LAB, "budget": "solved notebook < 3 min and < 2 GB peak memory (default parameters)",
+            "value": f"{run.seconds:.0f} s, {run.peak_rss_mb:.0f} MB{error}",
+            "ok": run.error is None and run.seconds < 180 and run.peak_rss_mb < 2048}
+
+
+def budgets(quick: bool = False, threads: int = 1) -> list[dict]:
+    """Every Lab 2 budget, measured in one run (quick: tiny sizes, no notebook execution)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = pgd_budgets(quick)
+    finally:
+        torch.set_num_threads(saved)
+    if not quick:
+        rows.append(notebook_budget())
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    for row in budgets(args.quick, args.threads):
+        print(f"[{'ok' if row['ok'] else 'FAIL':4s}] lab {row['lab']}: {row['budget']}\n        {row['value']}")
