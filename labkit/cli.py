@@ -3,6 +3,13 @@
     labkit sync [--check]        regenerate student files from solutions/ (--check: fail if stale)
     labkit run [--labs 1,3] [--quick] [--out build/run]
                                  execute the solved notebooks headless, offline; report time and memory
+    labkit course build DIR [--labs 1,3] [--no-generate] [--cell-timeout S]
+                                 write an nbgrader course (source/, nbgrader_config.py, release/, gradebook.db)
+    labkit grade COURSE LAB [--workers N] [--students a,b] [--cell-timeout S] [--timeout S]
+                 [--memory-mb M] [--no-feedback] [--csv FILE]
+                                 autograde every submission of a lab, sandboxed; feedback; summary table
+    labkit gradescope LAB SUBMISSION [--out results.json]
+                                 run a lab's public checks on a submission, write Gradescope's results.json
 """
 from __future__ import annotations
 
@@ -68,6 +75,60 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_course(args) -> int:
+    from labkit.grading import assignment_id, build_course
+
+    labs = _labs(args.labs)
+    if not labs:
+        raise SystemExit("no lab is available yet: solutions/ has no lab with both its module and notebook")
+    course = build_course(Path(args.dir), labs, generate=not args.no_generate, cell_timeout=args.cell_timeout)
+    print(f"course written to {course}")
+    for lab in labs:
+        aid = assignment_id(lab)
+        print(f"  {aid}: {lab.title} -> source/{aid}/ ({lab.notebook}.ipynb + labkit/, student module "
+              f"labkit/{lab.module}.py)" + ("" if args.no_generate else f", release/{aid}/"))
+    print("next: `cd` there and use nbgrader (release_assignment / collect or zip_collect), "
+          "then `labkit grade` (see docs/instructors.md)")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    import pandas as pd
+
+    from labkit.grading import Limits, grade
+
+    limits = Limits(cell_timeout=args.cell_timeout, wall_timeout=args.timeout, memory_mb=args.memory_mb)
+    students = [s for s in args.students.split(",") if s] if args.students else None
+    lab = int(args.lab) if args.lab.isdigit() else args.lab.removeprefix("lab")
+    table = grade(Path(args.course), lab, workers=args.workers, students=students, limits=limits,
+                  feedback=not args.no_feedback)
+    if table.empty:
+        print("no submissions found (expected submitted/<student>/lab<N>/)")
+        return 1
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80, "display.max_rows", 500):
+        print(table.drop(columns=["notes"]))
+        noted = table[table["notes"] != ""]
+        if len(noted):
+            print("\nnotes:")
+            for student, note in noted["notes"].items():
+                print(f"  {student}: {note}")
+    if args.csv:
+        table.to_csv(args.csv)
+        print(f"summary written to {args.csv}")
+    counts = table["status"].value_counts().to_dict()
+    print("\n" + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    return 0
+
+
+def cmd_gradescope(args) -> int:
+    from labkit.course import LABS
+    from labkit.grading import gradescope
+
+    results = gradescope(LABS[int(args.lab)], Path(args.submission), Path(args.out))
+    print(f"score {results['score']:g} -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="Course tools for the labkit labs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +142,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="use each notebook's quick parameters")
     p.add_argument("--out", default="build/run", help="where to write executed notebooks")
     p.set_defaults(func=cmd_run)
+
+    from labkit.grading import Limits
+
+    p = sub.add_parser("course", help="build an nbgrader course from the repo")
+    csub = p.add_subparsers(dest="action", required=True)
+    b = csub.add_parser("build", help="write source/, nbgrader_config.py, and run nbgrader generate_assignment")
+    b.add_argument("dir", help="the course directory (created if missing; rebuilding keeps the gradebook)")
+    b.add_argument("--labs", help="comma-separated lab numbers (default: all available)")
+    b.add_argument("--no-generate", action="store_true", help="don't run nbgrader generate_assignment")
+    b.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout,
+                   help=f"per-cell timeout written to nbgrader_config.py (default {Limits.cell_timeout} s)")
+    b.set_defaults(func=cmd_course)
+
+    p = sub.add_parser("grade", help="autograde every submission of a lab (sandboxed, in parallel)")
+    p.add_argument("course", help="the course directory")
+    p.add_argument("lab", help="lab number (or lab<N>)")
+    p.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
+    p.add_argument("--students", help="comma-separated student ids (default: all in submitted/)")
+    p.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout, help="seconds per cell")
+    p.add_argument("--timeout", type=int, default=Limits.wall_timeout, help="seconds per submission")
+    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory limit per submission")
+    p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
+    p.add_argument("--csv", help="also write the summary table to this CSV file")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("gradescope", help="grade one submission with the public checks; write results.json")
+    p.add_argument("lab", help="lab number")
+    p.add_argument("submission", help="directory with labkit/<module>.py (or the file itself)")
+    p.add_argument("--out", default="results.json", help="where to write results.json")
+    p.set_defaults(func=cmd_gradescope)
     return parser
 
 

@@ -104,9 +104,10 @@ c.Autograde.exclude_overwriting = {exclude!r}
 # Per-cell timeout (seconds): a cell that runs longer is interrupted and scores 0.
 c.Execute.timeout = {cell_timeout}
 
-# Like nbgrader's defaults, plus StderrToStdout: warnings on stderr no longer zero a test cell.
+# Like nbgrader's defaults, but a kernel crash costs only its cell (CrashTolerantExecute), and
+# warnings on stderr no longer zero a test cell (StderrToStdout).
 c.Autograde.autograde_preprocessors = [
-    "nbgrader.preprocessors.Execute",
+    "labkit.grading.CrashTolerantExecute",
     "labkit.grading.StderrToStdout",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
@@ -308,16 +309,45 @@ def _make_preprocessors() -> dict:
                 _scrub_hidden(cell)
             return cell, resources
 
-    for cls in (StderrToStdout, HideHiddenTests):
+    from jupyter_core.utils import run_sync
+    from nbclient.exceptions import DeadKernelError
+    from nbformat.v4 import new_output
+    from nbgrader.preprocessors import Execute
+    from nbgrader.utils import is_grade, is_solution
+
+    class CrashTolerantExecute(Execute):
+        """nbgrader's Execute, except that a kernel crash (segfault, ``os._exit``, the OOM
+        killer) costs only the cell it happened in: the cell gets an error output, the
+        kernel is restarted, the earlier non-test cells are re-run (outputs discarded),
+        and execution goes on. Plain nbgrader gives up on the whole submission."""
+
+        def preprocess_cell(self, cell, resources, index):
+            try:
+                return super().preprocess_cell(cell, resources, index)
+            except DeadKernelError:
+                self.log.warning("the kernel died in cell %d: restarting it", index)
+                cell.outputs.append(new_output(
+                    "error", ename="KernelDied",
+                    evalue="the kernel died while running this cell (a crash, os._exit, or out of memory)",
+                    traceback=["KernelDied: the kernel died while running this cell"]))
+                run_sync(self.km.restart_kernel)(now=True)
+                run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
+                for j, earlier in enumerate(self.nb.cells[:index]):
+                    if earlier.cell_type == "code" and not (is_grade(earlier) and not is_solution(earlier)):
+                        self.execute_cell(copy.deepcopy(earlier), j, store_history=False)
+                return cell, self.resources
+
+    for cls in (StderrToStdout, HideHiddenTests, CrashTolerantExecute):
         cls.__module__ = __name__
-    return {"StderrToStdout": StderrToStdout, "HideHiddenTests": HideHiddenTests}
+    return {"StderrToStdout": StderrToStdout, "HideHiddenTests": HideHiddenTests,
+            "CrashTolerantExecute": CrashTolerantExecute}
 
 
 _LAZY: dict = {}
 
 
 def __getattr__(name):
-    if name in ("StderrToStdout", "HideHiddenTests"):
+    if name in ("StderrToStdout", "HideHiddenTests", "CrashTolerantExecute"):
         if not _LAZY:
             _LAZY.update(_make_preprocessors())
         return _LAZY[name]
@@ -365,19 +395,21 @@ class Outcome:
         return sum(v for v in self.scores.values() if v is not None)
 
 
-def _limit(memory_mb: int, cpu: int):
-    def apply():
-        import resource
+# Resource limits are set by a tiny trampoline that then execs the real command: preexec_fn is
+# not safe in a threaded parent (grade() runs workers in threads).
+_TRAMPOLINE = (
+    "import os, resource, sys\n"
+    "mem, cpu = int(sys.argv[1]), int(sys.argv[2])\n"
+    "if mem: resource.setrlimit(resource.RLIMIT_AS, (mem * 2**20, mem * 2**20))\n"
+    "if cpu: resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
 
-        os.setsid()
-        if memory_mb:
-            b = int(memory_mb) * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (b, b))
-        if cpu:
-            resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 5))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    return apply
+def _limited(cmd: list[str], memory_mb: int, cpu: int) -> list[str]:
+    """``cmd`` run under RLIMIT_AS = ``memory_mb`` MB and RLIMIT_CPU = ``cpu`` s (inherited by its children)."""
+    return [sys.executable, "-c", _TRAMPOLINE, str(int(memory_mb or 0)), str(int(cpu or 0)), *cmd]
 
 
 def _kill_group(pgid: int) -> None:
@@ -441,8 +473,8 @@ def autograde_one(course: Path, lab: int | str | Lab, student: str, limits: Limi
     cmd = [sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
            f"--Execute.timeout={limits.cell_timeout}"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=_limit(limits.memory_mb, limits.cpu))
+    proc = subprocess.Popen(_limited(cmd, limits.memory_mb, limits.cpu), cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=limits.wall_timeout)
     except subprocess.TimeoutExpired:
@@ -536,16 +568,16 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
                     outcome.notes.append(f"test cell {gid!r} differs from source after grading")
             for cell in graded_nb.cells:
                 if is_grade(cell) and cell.cell_type == "code" and not is_solution(cell):
-                    for output in cell.outputs:
-                        if output.output_type == "error" and output.ename == "CellTimeoutError":
-                            outcome.notes.append(f"test cell {cell.metadata.nbgrader['grade_id']!r} "
-                                                 f"exceeded the per-cell timeout")
-                        elif output.output_type == "error" and output.ename == "MemoryError":
-                            outcome.notes.append(f"test cell {cell.metadata.nbgrader['grade_id']!r} ran out of memory "
-                                                 f"(limit {limits_note})")
-                        elif output.output_type == "error":
-                            outcome.notes.append(f"test cell {cell.metadata.nbgrader['grade_id']!r} failed: "
-                                                 f"{output.ename}")
+                    gid = cell.metadata.nbgrader["grade_id"]
+                    errors = [o.ename for o in cell.outputs if o.output_type == "error"]
+                    if "CellTimeoutError" in errors:
+                        outcome.notes.append(f"test cell {gid!r} exceeded the per-cell timeout")
+                    elif "MemoryError" in errors:
+                        outcome.notes.append(f"test cell {gid!r} ran out of memory (limit {limits_note})")
+                    elif "KernelDied" in errors:
+                        outcome.notes.append(f"the kernel crashed in test cell {gid!r}")
+                    elif errors:
+                        outcome.notes.append(f"test cell {gid!r} failed: {errors[0]}")
                     if any(o.output_type == "stream" and o.text.startswith("[stderr]") for o in cell.outputs):
                         outcome.notes.append(f"test cell {cell.metadata.nbgrader['grade_id']!r} wrote to stderr "
                                              f"(kept as output, not penalized)")
@@ -852,11 +884,12 @@ def gradescope(
         del solved
         (box / f"test_gradescope_{lab.module}.py").write_text(GRADESCOPE_TEST.format(module=lab.module, weights=weights))
         out = Path(out).resolve()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "labkit.grading", "-p", "no:cacheprovider",
-             f"--gradescope-results={out}", "--rootdir", str(box), str(box / f"test_gradescope_{lab.module}.py")],
-            cwd=box, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_limit(limits.memory_mb, limits.cpu))
+        if out.exists():
+            out.unlink()
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "labkit.grading", "-p", "no:cacheprovider",
+               f"--gradescope-results={out}", "--rootdir", str(box), str(box / f"test_gradescope_{lab.module}.py")]
+        proc = subprocess.Popen(_limited(cmd, limits.memory_mb, limits.cpu), cwd=box, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             log, _ = proc.communicate(timeout=limits.wall_timeout)
         except subprocess.TimeoutExpired:

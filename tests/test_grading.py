@@ -98,6 +98,7 @@ def test_reasons_are_recorded(graded):
     assert "labkit/check/runner.py was edited" in notes["edit_helper"]
     assert "gradebook.db" in notes["reads_gradebook"]
     assert "stderr" in notes["stderr_noise"]
+    assert "kernel crashed in test cell 'test_total'" in notes["kernel_crash"]
     assert "'test_scale' failed" in notes["huge_allocation"]  # the MemoryError is caught by the checks
 
 

@@ -153,6 +153,7 @@ NOISY = _solution_body().replace(
     '    print("debug: scaling", file=sys.stderr)\n    return [k * x for x in xs]\n')
 HUGE = _solution_body().replace('    return [k * x for x in xs]\n',
                                 '    hog = bytearray(16 * 2**30)\n    return [k * x for x in xs]\n')
+CRASH = _solution_body().replace("    s = 0\n", "    import os\n    os._exit(1)  # the kernel dies\n    s = 0\n")
 SNOOP = _solution_body().replace(
     '    return [k * x for x in xs]\n',
     '    import glob\n    for path in glob.glob("../../../*.db"):\n        open(path, "rb").read()\n'
@@ -171,6 +172,7 @@ EXPECTED = {
     "malformed": (0.0, 0.0, "failed"),
     "huge_allocation": (0.0, 3.0, "graded"),
     "reads_gradebook": (0.0, 0.0, "flagged"),
+    "kernel_crash": (2.0, 0.0, "graded"),
 }
 
 
@@ -193,7 +195,7 @@ def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = N
         source = {
             "perfect": _solution_body(), "partial": PARTIAL, "hardcoded": HARDCODED,
             "infinite_loop": LOOP, "stderr_noise": NOISY, "huge_allocation": HUGE,
-            "reads_gradebook": SNOOP, "edit_helper": HARDCODED,
+            "reads_gradebook": SNOOP, "edit_helper": HARDCODED, "kernel_crash": CRASH,
         }.get(name)
         if source is not None:
             module.write_text(source)

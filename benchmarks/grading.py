@@ -1,0 +1,88 @@
+"""Budgets of the grading pipeline (issue 7): autograding throughput, sequential vs parallel,
+and the time to autograde one submission of Lab 1.
+
+    python benchmarks/grading.py [--quick]
+
+Full mode grades perfect submissions of Lab 1 (the first available lab if Lab 1 isn't
+there yet) with the real notebook; quick mode uses the tiny fake lab of the tests.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def _perfect_submissions(course: Path, aid: str, module: str, solution: Path, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"student{i + 1:02d}"
+        dest = course / "submitted" / name / aid
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(course / "release" / aid, dest)
+        shutil.copy(solution, dest / "labkit" / f"{module}.py")
+        names.append(name)
+    return names
+
+
+def _throughput(course: Path, lab, students: list[str], workers: int, limits) -> tuple[float, object]:
+    from labkit.grading import grade
+
+    start = time.perf_counter()
+    table = grade(course, lab, workers=workers, students=students, limits=limits, feedback=False, progress=False)
+    return time.perf_counter() - start, table
+
+
+def budgets(quick: bool = False) -> list[dict]:
+    from labkit.course import LABS, REPO, available_labs
+    from labkit.grading import Limits, assignment_id, build_course
+
+    tmp = Path(tempfile.mkdtemp(prefix="labkit-bench-grading-"))
+    try:
+        if quick:
+            from grading_samples.toy_lab import TOY, make_repo, make_submissions
+
+            repo, lab, n = make_repo(tmp / "repo"), TOY, 2
+            limits = Limits(cell_timeout=30, wall_timeout=120, memory_mb=2048)
+            course = build_course(tmp / "course", [lab], repo=repo)
+            students = make_submissions(course, assignment_id(lab), only=["perfect", "partial"])
+            label = "toy lab (quick)"
+        else:
+            labs = available_labs()
+            if not labs:
+                return [{"lab": "1", "budget": "grading benchmark", "value": "no lab available", "ok": False}]
+            lab = LABS[1] if LABS[1] in labs else labs[0]
+            repo, n = REPO, 2
+            limits = Limits()
+            course = build_course(tmp / "course", [lab], repo=repo)
+            students = _perfect_submissions(course, assignment_id(lab), lab.module,
+                                            REPO / "solutions" / "labkit" / f"{lab.module}.py", n)
+            label = f"lab {lab.number}"
+        seq_s, seq = _throughput(course, lab.number, students, 1, limits)
+        par_s, par = _throughput(course, lab.number, students, 2, limits)
+        cols = ["status", "auto_total"]
+        same = seq[cols].sort_index().equals(par[cols].sort_index())
+        per_sub = seq["seconds"].max()
+        rows = [
+            {"lab": str(lab.number), "budget": f"autograding throughput, sequential ({label}, {n} submissions)",
+             "value": f"{60 * n / seq_s:.2f} submissions/min", "ok": bool((seq["status"] == "graded").all())},
+            {"lab": str(lab.number), "budget": "autograding throughput, --workers 2 (same grades as sequential)",
+             "value": f"{60 * n / par_s:.2f} submissions/min ({seq_s / par_s:.2f}x sequential)", "ok": bool(same)},
+            {"lab": str(lab.number), "budget": f"one submission autogrades in < 2 min ({label})",
+             "value": f"{per_sub:.0f} s (max over {n}, sequential; auto score {seq['auto_total'].max():g})",
+             "ok": bool(per_sub < 120)},
+        ]
+        return rows
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for row in budgets(quick="--quick" in sys.argv):
+        print(f"[{'ok' if row['ok'] else 'OVER'}] lab {row['lab']}: {row['budget']}: {row['value']}")
