@@ -9,15 +9,14 @@ from labkit.check.noise import TinyNet, adam_ascent, seed000_reference
 
 EXERCISE_MODULE = "noise"
 
-EXERCISES = [checks.noise_images, checks.probe, checks.summarize, checks.class_counts,
-             checks.maximize_confidence, checks.confidence_auroc]
 
 
 @pytest.mark.exercise
-@pytest.mark.parametrize("exercise,chk", [(e, c) for e in EXERCISES for c in e.checks],
-                         ids=lambda v: getattr(v, "__name__", getattr(v, "name", str(v))))
-def test_public_check(impl, exercise, chk):
-    chk(getattr(impl, exercise.name))
+@pytest.mark.parametrize("case", [(ex.name, c) for ex in checks.EXERCISES for c in ex.checks],
+                         ids=lambda case: f"{case[0]}-{case[1].__name__}")
+def test_public_check(impl, case):
+    name, chk = case
+    chk(getattr(impl, name))
 
 
 # --------------------------------------------------------------------------- noise_images

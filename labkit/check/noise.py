@@ -313,3 +313,7 @@ def auroc_bad_input(fn):
 
 
 confidence_auroc = Exercise("noise", "confidence_auroc", [auroc_matches_sklearn, auroc_extremes, auroc_bad_input])
+
+
+#: Every exercise of the lab, in notebook order.
+EXERCISES = [noise_images, probe, summarize, class_counts, maximize_confidence, confidence_auroc]
