@@ -311,3 +311,5 @@ linear_adversarial = Exercise("adversarial", "linear_adversarial", [linear_formu
 fgsm = Exercise("adversarial", "fgsm", [fgsm_untargeted, fgsm_targeted, fgsm_constraints])
 pgd = Exercise("adversarial", "pgd", [pgd_linf_step, pgd_l2_step, pgd_constraints, pgd_effect, pgd_random_start])
 fooling_image = Exercise("adversarial", "fooling_image", [fooling_steps, fooling_zero, fooling_raises])
+
+EXERCISES = [linear_adversarial, fgsm, pgd, fooling_image]
