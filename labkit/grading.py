@@ -560,7 +560,10 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
                 graded_nb = nbformat.read(graded_dir / nb_name, as_version=4)
             except Exception:
                 outcome.status = "failed"
-                outcome.notes.append("nbgrader could not autograde the notebook (see the log below)")
+                errors = [line.strip() for line in outcome.log_tail.splitlines()
+                          if "ERROR" in line or "Error" in line or "Killed" in line]
+                outcome.notes.append("nbgrader could not autograde the notebook"
+                                     + (f": {' / '.join(errors[-3:])[:600]}" if errors else ""))
         if graded_nb is not None:
             for gid, source in _test_cells(graded_nb).items():
                 if gid not in sources or source != sources[gid]:
@@ -629,6 +632,13 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
     return outcome
 
 
+def _scrub_log(text: str) -> str:
+    """The end of nbgrader's log without its paths and without hidden-test code."""
+    text = re.sub(r"/\S*/labkit-grade-[^/\s]+", "<sandbox>", text)
+    return "\n".join(line for line in text.splitlines()
+                     if "HIDDEN TESTS" not in line and "Copying" not in line)[-3000:]
+
+
 def _write_report(course: Path, outcome: Outcome, lab: Lab) -> None:
     dest = course / "feedback" / outcome.student / outcome.assignment
     dest.mkdir(parents=True, exist_ok=True)
@@ -642,11 +652,14 @@ def _write_report(course: Path, outcome: Outcome, lab: Lab) -> None:
     if outcome.status != "graded":
         reason = (f"<h2>Why</h2><p>Autograding {outcome.status}: autograded parts score 0 "
                   f"until an instructor reviews it.</p>")
+    log = ""
+    if outcome.status == "failed" and outcome.log_tail:
+        log = f"<h2>Grader log (end)</h2><pre>{html.escape(_scrub_log(outcome.log_tail))}</pre>"
     (dest / "grading_report.html").write_text(
         f"<html><body><h1>{html.escape(lab.title)}: grading report for {html.escape(outcome.student)}</h1>"
         f"<p>status: <b>{outcome.status}</b>; autograded score {outcome.auto_score:g}</p>{reason}"
         f"<h2>Notes</h2><ul>{notes}</ul><table border=1><tr><th>cell</th><th>score</th><th>max</th></tr>"
-        f"{rows}</table></body></html>\n"
+        f"{rows}</table>{log}</body></html>\n"
     )
 
 
