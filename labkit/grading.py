@@ -103,6 +103,10 @@ c.Autograde.exclude_overwriting = {exclude!r}
 
 # Per-cell timeout (seconds): a cell that runs longer is interrupted and scores 0.
 c.Execute.timeout = {cell_timeout}
+# nbgrader's default (4 s, then fail the whole submission) is flaky on a loaded machine: output
+# that arrives late must not fail a submission; a cell's error is still taken from its reply.
+c.Execute.iopub_timeout = 60
+c.Execute.raise_on_iopub_timeout = False
 
 # Like nbgrader's defaults, but a kernel crash costs only its cell (CrashTolerantExecute), and
 # warnings on stderr no longer zero a test cell (StderrToStdout).
