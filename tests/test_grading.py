@@ -171,3 +171,16 @@ def test_gradescope_results_json(course, tmp_path):
     assert sum(t["max_score"] for t in results["tests"]) == pytest.approx(5.0)  # the notebook's points
     assert results["score"] == pytest.approx(2.0)  # scale right (2 points), total wrong (3 points)
     assert all(t["visibility"] == "visible" for t in results["tests"])
+
+
+def test_cli_has_course_grade_and_gradescope_commands():
+    from labkit.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["course", "build", "/tmp/c", "--labs", "1,3"])
+    assert args.func.__name__ == "cmd_course" and args.labs == "1,3"
+    args = parser.parse_args(["grade", "/tmp/c", "1", "--workers", "2", "--csv", "s.csv"])
+    assert args.func.__name__ == "cmd_grade" and args.workers == 2 and args.cell_timeout == grading.Limits.cell_timeout
+    args = parser.parse_args(["gradescope", "1", "sub", "--out", "r.json"])
+    assert args.func.__name__ == "cmd_gradescope"
+    assert parser.parse_args(["sync", "--check"]).check
