@@ -832,8 +832,8 @@ def pytest_runtest_logreport(report):
     passed = report.passed
     output = "" if passed else str(report.longrepr)[-1500:]
     _GS["tests"].append({
-        "name": case.name, "number": case.exercise, "score": round(case.weight if passed else 0.0, 6),
-        "max_score": round(case.weight, 6), "visibility": "visible", "status": "passed" if passed else "failed",
+        "name": case.name, "number": case.exercise, "score": case.weight if passed else 0.0,
+        "max_score": case.weight, "visibility": "visible", "status": "passed" if passed else "failed",
         "output": output,
     })
 
@@ -850,8 +850,11 @@ def pytest_sessionfinish(session, exitstatus):
     if not path:
         return
     tests = _GS["tests"]
+    total = round(sum(t["score"] for t in tests), 4)
+    for t in tests:
+        t["score"], t["max_score"] = round(t["score"], 4), round(t["max_score"], 4)
     result = {
-        "score": round(sum(t["score"] for t in tests), 6),
+        "score": total,
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
