@@ -339,3 +339,12 @@ def test_small_models_follow_the_convention(builder, size):
     assert any(p.requires_grad for p in model.parameters())  # trainable, unlike load_model()
     a, b = builder(num_classes=7, width=4, seed=3), builder(num_classes=7, width=4, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("exercise", checks.EXERCISES, ids=lambda ex: ex.name)
+def test_checks_report_todo_on_a_stub(exercise):
+    def stub(*args, **kwargs):
+        raise NotImplementedError(f"{exercise.name}() is not implemented yet")
+
+    report = exercise(stub, verbose=False)
+    assert not report and report.results[0][0] == "TODO"

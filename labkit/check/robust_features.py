@@ -309,3 +309,6 @@ def table_values(fn):
 
 
 per_class_accuracy = Exercise("robust_features", "per_class_accuracy", [table_shape, table_values])
+
+#: Every exercise of the lab, in the notebook's order.
+EXERCISES = [train_classifier, evaluate, per_class_accuracy, make_adversarial_dataset]
