@@ -108,8 +108,9 @@ def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, label
 
     Then the image is pushed towards ``t`` with *targeted* L2 PGD: Lab 2's
     ``pgd(model, x, t, eps, step_size, steps, norm="l2", targeted=True)``
-    (no random start), in batches of ``batch_size`` with a progress bar and the
-    model in eval mode.
+    (no random start; get it with ``pgd = lab2_pgd()``), in batches of
+    ``batch_size`` with a tqdm progress bar, the model in eval mode (restore its
+    mode afterwards).
 
     Args:
         model: a classifier taking (N,3,H,W) images in [0,1] and returning logits.
@@ -158,12 +159,15 @@ def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epoch
 
     The recipe: cross-entropy loss; SGD with Nesterov momentum 0.9 and weight
     decay 5e-4; the learning rate decays linearly from ``lr`` to 0 over all the
-    steps; each epoch visits the images in a new random order, in batches of
-    ``batch_size``. The shuffling (and augmentation) comes from a private
+    steps (step k of K uses ``lr * (1 - k / K)``, e.g. with ``LambdaLR``); each
+    epoch visits the images in a new random order (``torch.randperm``), in batches
+    of ``batch_size`` (a last batch of a single image joins the previous one:
+    BatchNorm needs two). The shuffling (and augmentation) comes from a private
     ``torch.Generator`` seeded with ``seed``, so the same model, data and seed
-    give the same result. With ``augment``: a random translation (pad by H/8 with
-    reflection, random crop) and a random horizontal flip, for natural images like
-    CIFAR-10 (not for digits: a flipped 2 is not a 2).
+    give the same result. A tqdm progress bar shows the epochs. With ``augment``,
+    each batch goes through the helper ``_augment(x, generator)`` (written for you:
+    a random translation by up to H/8 pixels and a random horizontal flip), for
+    natural images like CIFAR-10 (not for digits: a flipped 2 is not a 2).
 
     Args:
         model: a classifier taking (N,3,H,W) images in [0,1] and returning logits.
