@@ -376,6 +376,8 @@ if _log and os.environ.get("NBGRADER_EXECUTION") == "autograde":
                 _w(_fd, ("open %r\\n" % path).encode())
         elif event == "sqlite3.connect":
             _w(_fd, ("sqlite3.connect %r\\n" % (args,)).encode())
+        elif event in ("subprocess.Popen", "os.system", "os.posix_spawn", "os.exec"):
+            _w(_fd, ("PROC %s %r" % (event, args[:2]))[:300].encode() + b"\\n")
     sys.addaudithook(_hook)
 '''
 
@@ -589,11 +591,14 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
                         outcome.notes.append(f"test cell {cell.metadata.nbgrader['grade_id']!r} wrote to stderr "
                                              f"(kept as output, not penalized)")
         audit = box / "audit.log"
-        events = audit.read_text(errors="replace").splitlines() if audit.exists() else []
+        events = [e for e in audit.read_text(errors="replace").splitlines() if e] if audit.exists() else []
         if graded_nb is not None and not any(e.startswith("START") for e in events):
             outcome.status = "flagged"
             outcome.notes.append("the kernel's audit log is missing: possible tampering")
-        suspicious = sorted({e for e in events if not e.startswith("START") and ":memory:" not in e})
+        started = sorted({e[5:] for e in events if e.startswith("PROC ")})
+        if started:  # not flagged (libraries do it too), but reported: their actions aren't audited
+            outcome.notes.append("the kernel started processes: " + "; ".join(started[:3]))
+        suspicious = sorted({e for e in events if not e.startswith(("START", "PROC ")) and ":memory:" not in e})
         if suspicious:
             outcome.status = "flagged"
             outcome.notes.append("student code touched grading files: " + "; ".join(suspicious[:5]))
