@@ -208,7 +208,7 @@ def randomization_groups(model: ImageClassifier) -> list[tuple[str, nn.Module]]:
     blocks from last to first, then the stem. Other models give their top-level
     children that hold parameters, last first.
     """
-    net = model.net
+    net = getattr(model, "net", model)
     if hasattr(net, "blocks") and hasattr(net, "conv_head"):
         groups = [("classifier", net.classifier), ("conv_head", nn.ModuleList([net.conv_head, net.bn2]))]
         groups += [(f"blocks.{i}", block) for i, block in reversed(list(enumerate(net.blocks)))]

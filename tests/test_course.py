@@ -1,0 +1,100 @@
+"""labkit.course: student files are generated from solutions/ and stay in sync."""
+import nbformat
+import pytest
+
+from labkit import course
+
+
+def test_student_files_are_in_sync_with_solutions():
+    stale = course.sync(check=True)
+    assert not stale, f"run `labkit sync`: stale {[str(p.relative_to(course.REPO)) for p in stale]}"
+
+
+def test_every_lab_is_complete():
+    assert [lab.number for lab in course.available_labs()] == sorted(lab.number for lab in course.available_labs())
+    assert course.available_labs(), "no lab has both a reference module and a solved notebook"
+
+
+SOLUTION = '''"""Module doc."""
+import torch
+
+
+def double(x):
+    """Return 2x."""
+    if x is None:
+        raise ValueError("x")
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION
+
+
+class Thing:
+    def method(self):
+        ### BEGIN SOLUTION
+        return 1
+        ### END SOLUTION
+'''
+
+
+def test_stub_source_replaces_each_solution_with_a_friendly_error():
+    stub = course.stub_source(SOLUTION, "demo")
+    assert "return 2 * x" not in stub and "return 1" not in stub and "BEGIN SOLUTION" not in stub
+    assert '"""Return 2x."""' in stub and 'raise ValueError("x")' in stub
+    namespace = {}
+    exec(compile(stub, "demo.py", "exec"), namespace)
+    with pytest.raises(NotImplementedError, match=r"double\(\) is not implemented yet: fill in its body in labkit/demo.py"):
+        namespace["double"](1)
+    with pytest.raises(NotImplementedError, match=r"method\(\)"):
+        namespace["Thing"]().method()
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "unterminated"),
+    ("def f():\n    ### END SOLUTION\n", "without"),
+    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "outside a function"),
+    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n", "nested"),
+])
+def test_stub_source_rejects_broken_markers(broken, message):
+    with pytest.raises(ValueError, match=message):
+        course.stub_source(broken, "demo")
+
+
+@pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
+def test_solved_notebook_is_an_nbgrader_assignment(lab):
+    nb = nbformat.read(course.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    meta = [c.metadata["nbgrader"] for c in nb.cells if "nbgrader" in c.metadata]
+    ids = [m["grade_id"] for m in meta]
+    assert len(ids) == len(set(ids)), "duplicate grade_ids"
+    tests = [m for m in meta if m["grade"] and not m["solution"]]
+    answers = [m for m in meta if m["grade"] and m["solution"]]
+    assert tests and answers, "needs autograded test cells and manually graded answers"
+    assert all(m["locked"] for m in tests)
+    sources = [c.source for c in nb.cells]
+    assert any("### BEGIN HIDDEN TESTS" in s for s in sources)
+    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
+    assert nb.metadata["labkit"]["quick_parameters"]
+    assert 'if "google.colab" in sys.modules' in nb.cells[1].source
+
+
+@pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
+def test_student_notebook_hides_solutions(lab):
+    nb = nbformat.read(course.REPO / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    for cell in nb.cells:
+        assert "### BEGIN HIDDEN TESTS" not in cell.source and "### BEGIN SOLUTION" not in cell.source
+        if cell.cell_type == "code":
+            assert not cell.outputs
+        grading = cell.metadata.get("nbgrader", {})
+        if grading.get("solution") and cell.cell_type == "markdown":
+            assert cell.source == "YOUR ANSWER HERE"
+        if grading.get("grade") and not grading.get("solution"):
+            assert grading.get("checksum"), "graded cells carry checksums"
+
+
+def test_inject_parameters_goes_after_the_parameters_cell():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("print(a)")])
+    injected = course.inject_parameters(nb, {"a": 2, "names": ["x"]})
+    assert injected.cells[1].source == "# Injected parameters\na = 2\nnames = ['x']"
+    assert len(nb.cells) == 2, "the original is not modified"
+    with pytest.raises(ValueError, match="no cell tagged"):
+        course.inject_parameters(nbformat.v4.new_notebook(), {"a": 1})

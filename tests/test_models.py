@@ -1,0 +1,89 @@
+"""labkit.models: the offline EfficientNets, the online-only torchvision models, class names."""
+import urllib.error
+
+import pytest
+import torch
+
+from labkit import models
+from labkit.data import sample_image
+
+
+def test_default_model_follows_the_course_convention(model):
+    assert isinstance(model, models.ImageClassifier) and model.name == "efficientnet_lite0"
+    assert not model.training
+    assert not any(p.requires_grad for p in model.parameters())
+    x = torch.rand(2, 3, 96, 96)
+    assert model(x).shape == (2, 1000)
+
+
+@pytest.mark.parametrize("photo, classes", [("cat", range(281, 286)), ("coffee", [967])])
+def test_weight_mapping_and_preprocessing_give_the_right_classes(model, photo, classes):
+    """The checkpoint is mapped by position onto timm's architecture: the photos prove it."""
+    probs, idx = models.predict(model, sample_image(photo), k=1)
+    assert idx.item() in classes
+    assert probs.item() > 0.35
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_other_offline_models_load_and_predict(name):
+    other = models.load_model(name)
+    assert other.input_size > 224 and not other.training
+    assert models.predict(other, sample_image("coffee"))[1].item() == 967
+
+
+def test_torchvision_models_say_they_need_the_network(monkeypatch):
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    with pytest.raises(models.NetworkRequired, match="network.*efficientnet_lite0"):
+        models.load_model("resnet18")
+
+
+def test_a_failed_download_becomes_a_clear_error(monkeypatch):
+    """Online mode, but the download fails (as on this machine): the error names the offline models."""
+    import torchvision.models as tvm
+
+    monkeypatch.delenv("LABKIT_OFFLINE", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvm, "squeezenet1_1", no_network)
+    with pytest.raises(models.NetworkRequired, match="squeezenet1_1 downloads its weights.*efficientnet_lite0"):
+        models.load_model("squeezenet1_1")
+
+
+def test_torchvision_wrapper_on_a_cached_model(monkeypatch):
+    """The online path itself, with torchvision's constructor returning an untrained network."""
+    import torchvision.models as tvm
+
+    monkeypatch.delenv("LABKIT_OFFLINE", raising=False)
+    real = tvm.squeezenet1_1
+    monkeypatch.setattr(tvm, "squeezenet1_1", lambda weights: real(weights=None))
+    m = models.load_model("squeezenet1_1")
+    assert m.name == "squeezenet1_1" and not any(p.requires_grad for p in m.parameters())
+    assert m(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+    assert m.cam_layer is m.net.features
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model 'resnet1000'.*efficientnet_lite0"):
+        models.load_model("resnet1000")
+
+
+def test_class_names_offline():
+    names = models.imagenet_classes()
+    assert len(names) == 1000 and names[967] == "espresso"
+    assert models.class_index("Espresso") == 967
+    with pytest.raises(ValueError, match="did you mean"):
+        models.class_index("espress")
+
+
+def test_describe_and_predict(model):
+    x = sample_image("coffee")
+    assert models.describe(model, x)[0].startswith("espresso (")
+    probs, idx = models.predict(model, x, k=5)
+    assert probs.shape == idx.shape == (1, 5) and torch.all(probs[:, :-1] >= probs[:, 1:])
+
+
+def test_randomization_groups_go_top_down(model):
+    names = [n for n, _ in models.randomization_groups(model)]
+    assert names[:3] == ["classifier", "conv_head", "blocks.6"] and names[-2:] == ["blocks.0", "conv_stem"]
