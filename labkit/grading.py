@@ -83,8 +83,14 @@ class Limits:
 
     cell_timeout: int = 300  # seconds per cell (nbgrader Execute.timeout)
     wall_timeout: int = 1200  # seconds for the whole submission
-    memory_mb: int = 8192  # address space of the grading process and its kernel (RLIMIT_AS)
+    memory_mb: int = 6144  # resident memory of the grading process tree (watched; the kernel is killed)
     cpu_seconds: int | None = None  # RLIMIT_CPU per process; default: 2 x wall_timeout
+
+    @property
+    def address_space_mb(self) -> int:
+        """RLIMIT_AS per process, a backstop against instant huge allocations: 4 x memory_mb
+        (virtual memory: torch and BLAS threads reserve far more than they use)."""
+        return 4 * self.memory_mb
 
     @property
     def cpu(self) -> int:
@@ -418,6 +424,41 @@ def _limited(cmd: list[str], memory_mb: int, cpu: int) -> list[str]:
     return [sys.executable, "-c", _TRAMPOLINE, str(int(memory_mb or 0)), str(int(cpu or 0)), *cmd]
 
 
+def _watch(proc: subprocess.Popen, limits: "Limits", outcome: "Outcome", start: float) -> None:
+    """Wait for ``proc``, enforcing the wall-clock limit and the memory limit on the resident
+    memory of its process tree: a tree over ``limits.memory_mb`` loses its biggest process
+    (the kernel), which costs the running cell only (see CrashTolerantExecute)."""
+    import psutil
+
+    killed = 0
+    while proc.poll() is None:
+        if time.perf_counter() - start > limits.wall_timeout:
+            _kill_group(proc.pid)
+            proc.wait()
+            outcome.status = "failed"
+            outcome.notes.append(f"grading stopped after the wall-clock limit of {limits.wall_timeout} s")
+            return
+        try:
+            tree = [psutil.Process(proc.pid)]
+            tree += tree[0].children(recursive=True)
+            rss = {p: p.memory_info().rss for p in tree}
+        except psutil.Error:
+            rss = {}
+        if rss and sum(rss.values()) > limits.memory_mb * 2**20:
+            biggest = max(rss, key=rss.get)
+            try:
+                biggest.kill()
+                killed += 1
+                outcome.notes.append(f"a process used {rss[biggest] / 2**20:.0f} MB, over the memory limit "
+                                     f"of {limits.memory_mb} MB: it was killed")
+            except psutil.Error:
+                pass
+        try:
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -479,18 +520,14 @@ def autograde_one(course: Path, lab: int | str | Lab, student: str, limits: Limi
     cmd = [sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
            f"--Execute.timeout={limits.cell_timeout}"]
     start = time.perf_counter()
-    proc = subprocess.Popen(_limited(cmd, limits.memory_mb, limits.cpu), cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=limits.wall_timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
-        out, _ = proc.communicate()
-        outcome.status = "failed"
-        outcome.notes.append(f"grading stopped after the wall-clock limit of {limits.wall_timeout} s")
+    log_path = box / "nbgrader.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(_limited(cmd, limits.address_space_mb, limits.cpu), cwd=root, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        _watch(proc, limits, outcome, start)
     _kill_group(proc.pid)  # leftovers: the kernel and anything the student started
     outcome.seconds = time.perf_counter() - start
-    outcome.log_tail = (out or b"").decode(errors="replace")[-4000:]
+    outcome.log_tail = log_path.read_bytes().decode(errors="replace")[-4000:]
     if proc.returncode and proc.returncode < 0 and outcome.status != "failed":
         outcome.status = "failed"
         outcome.notes.append(f"the grading process was killed by signal {-proc.returncode} "
@@ -536,7 +573,9 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
         rel = path.relative_to(source_dir)
         if path.is_file() and rel.suffix != ".ipynb" and rel != Path("labkit") / f"{lab.module}.py":
             theirs = submitted_dir / rel
-            if theirs.exists() and theirs.read_bytes() != path.read_bytes():
+            given = course / "release" / aid / rel  # what students got (source may have changed since)
+            reference = given if given.exists() else path
+            if theirs.exists() and theirs.read_bytes() != reference.read_bytes():
                 outcome.notes.append(f"{rel} was edited in the submission; the course's version was used")
 
     with Gradebook(db_url, COURSE_ID) as gb:
