@@ -634,7 +634,7 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
         if graded_nb is not None and not any(e.startswith("START") for e in events):
             outcome.status = "flagged"
             outcome.notes.append("the kernel's audit log is missing: possible tampering")
-        started = sorted({e[5:] for e in events if e.startswith("PROC ")})
+        started = sorted({e[5:] for e in events if e.startswith("PROC ") and "'uname'" not in e})  # platform.*
         if started:  # not flagged (libraries do it too), but reported: their actions aren't audited
             outcome.notes.append("the kernel started processes: " + "; ".join(started[:3]))
         suspicious = sorted({e for e in events if not e.startswith(("START", "PROC ")) and ":memory:" not in e})
