@@ -920,8 +920,6 @@ def gradescope(
 
     Every labkit file except the exercise module comes from the course (``repo``).
     """
-    import nbformat
-
     from labkit.course import LABS, REPO, stub_source
 
     repo = REPO if repo is None else repo
@@ -938,21 +936,20 @@ def gradescope(
             (box / "labkit" / f"{module}.py").write_text(stub_source(text, module), encoding="utf-8")
         if student_file.exists():
             shutil.copy(student_file, box / "labkit" / f"{lab.module}.py")
-        solved = nbformat.read(Path(repo) / "solutions" / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
         env = _quiet_env({"PYTHONPATH": str(box)})
-        weights = json.loads(subprocess.run(
+        weights = json.loads(subprocess.run(_limited(
             [sys.executable, "-c", "import json,sys,nbformat; from labkit.grading import exercise_weights; "
              f"print(json.dumps(exercise_weights(nbformat.read(sys.argv[1], as_version=4), {lab.module!r})))",
              str(Path(repo) / "solutions" / "notebooks" / f"{lab.notebook}.ipynb")],
+            limits.address_space_mb, limits.cpu),
             cwd=box, env=env, capture_output=True, text=True, check=True, timeout=300).stdout)
-        del solved
         (box / f"test_gradescope_{lab.module}.py").write_text(GRADESCOPE_TEST.format(module=lab.module, weights=weights))
         out = Path(out).resolve()
         if out.exists():
             out.unlink()
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "labkit.grading", "-p", "no:cacheprovider",
                f"--gradescope-results={out}", "--rootdir", str(box), str(box / f"test_gradescope_{lab.module}.py")]
-        proc = subprocess.Popen(_limited(cmd, limits.memory_mb, limits.cpu), cwd=box, env=env,
+        proc = subprocess.Popen(_limited(cmd, limits.address_space_mb, limits.cpu), cwd=box, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             log, _ = proc.communicate(timeout=limits.wall_timeout)
