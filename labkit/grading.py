@@ -460,10 +460,23 @@ def _watch(proc: subprocess.Popen, limits: "Limits", outcome: "Outcome", start: 
 
 
 def _kill_group(pgid: int) -> None:
+    """Kill the process group of ``pgid`` and every descendant of it: jupyter_client starts
+    the kernel in a session of its own, so the group alone would leave it running."""
+    import psutil
+
+    try:
+        descendants = psutil.Process(pgid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    for p in descendants:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
 
 
 def _student_seed(secret: str, aid: str, student: str) -> int:
