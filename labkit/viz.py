@@ -43,7 +43,7 @@ def overlay(image: torch.Tensor, heat: np.ndarray, alpha: float = 0.55, cmap: st
     gray = to_numpy_image(image).mean(-1, keepdims=True).repeat(3, -1)
     colored = plt.get_cmap(cmap)(heat)[..., :3]
     weight = alpha * heat[..., None] ** 0.5  # weak attributions stay transparent
-    return np.clip((1 - weight) * 0.6 * gray + weight * colored, 0, 1)
+    return np.clip((1 - weight) * 0.75 * gray + weight * colored, 0, 1)
 
 
 def _grid(n: int, ncols: int | None, size: float):

@@ -45,7 +45,7 @@ def test_grad_cam_equals_captum_before_upsampling(impl, model, small_photos):
     # Downsampling our upsampled map by area recovers the coarse map only approximately;
     # compare on the coarse grid by upsampling Captum's map the documented way instead.
     expected = torch.nn.functional.interpolate(theirs, size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
-    assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-6 * expected.abs().max())
+    assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-6 * expected.abs().max().item())
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
 
 
