@@ -23,7 +23,6 @@ a busy shared CPU extra OpenMP threads spin-wait and make everything slower).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import resource
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from labkit.course import load_reference
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,15 +41,6 @@ if str(ROOT) not in sys.path:
 LAB = "2"
 
 
-def _reference():
-    """The reference implementation (solutions/labkit/adversarial.py), whatever the student file holds."""
-    name = "labkit_reference_adversarial"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "solutions" / "labkit" / "adversarial.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def _timed(fn):
@@ -63,7 +55,7 @@ def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
     from labkit.data import sample_batch
     from labkit.models import load_model
 
-    adversarial = _reference()
+    adversarial = load_reference("adversarial")
     model = load_model()
     images, labels = sample_batch()
     steps = 10

@@ -17,12 +17,13 @@ numbers then say nothing about the budgets; ``ok`` is computed on them anyway).
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from labkit.course import load_reference
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +34,6 @@ if str(ROOT) not in sys.path:
 CLASSES = (1, 24, 76, 89, 107, 113, 145, 604, 663, 724)
 
 
-def _reference():
-    """The reference implementation (solutions/labkit/classviz.py), whatever the student file holds."""
-    name = "labkit_reference_classviz"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "solutions" / "labkit" / "classviz.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 @torch.no_grad()
@@ -75,7 +67,7 @@ class _Sized(torch.nn.Module):
 def budgets(quick: bool = False, log=print) -> list[dict]:
     from labkit.models import load_model
 
-    cv = _reference()
+    cv = load_reference("classviz")
     torch.set_grad_enabled(True)
     lite0 = load_model()
     held_out = [load_model("efficientnet_lite1"), load_model("efficientnet_lite2")]

@@ -14,7 +14,6 @@ The reference implementation is used (Lab 2's reference ``pgd`` included).
 """
 from __future__ import annotations
 
-import importlib.util
 import resource
 import statistics
 import sys
@@ -23,19 +22,13 @@ from pathlib import Path
 
 import torch
 
+from labkit.course import load_reference
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def _reference(module: str):
-    name = f"labkit_reference_{module}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "solutions" / "labkit" / f"{module}.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def _peak_rss_mb() -> float:
@@ -43,8 +36,8 @@ def _peak_rss_mb() -> float:
 
 
 def budgets(quick: bool = False) -> list[dict]:
-    rf = _reference("robust_features")
-    pgd = _reference("adversarial").pgd
+    rf = load_reference("robust_features")
+    pgd = load_reference("adversarial").pgd
     rf.lab2_pgd = lambda: pgd
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: 1 thread is as fast, and robust to a shared CPU

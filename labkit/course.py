@@ -63,6 +63,23 @@ def available_labs() -> list[Lab]:
     ]
 
 
+def load_reference(module: str):
+    """The reference exercise module ``solutions/labkit/<module>.py``, whatever the student file holds.
+
+    Loaded once under the name ``labkit_reference_<module>``.
+    """
+    import importlib.util
+    import sys
+
+    name = f"labkit_reference_{module}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SOLUTIONS / "labkit" / f"{module}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
 # --------------------------------------------------------------------------
 # Exercise modules
 # --------------------------------------------------------------------------
@@ -251,12 +268,14 @@ def execute_notebook(
     pythonpath: Path | None = None,
     parameters: dict | None = None,
     timeout: int = 600,
+    threads: int | None = None,
 ) -> Execution:
     """Run a notebook headless with nbclient; measure wall time and the kernel's peak RSS.
 
     Offline by construction: nothing here touches the network, and
-    ``LABKIT_OFFLINE=1`` tells labkit not to try. Returns the executed notebook
-    and the first error (``None`` if every cell ran).
+    ``LABKIT_OFFLINE=1`` tells labkit not to try. ``threads`` caps the kernel's
+    OpenMP/BLAS threads (the test suite runs notebooks side by side with 1 each).
+    Returns the executed notebook and the first error (``None`` if every cell ran).
     """
     import threading
     import time
@@ -272,6 +291,9 @@ def execute_notebook(
     env.setdefault("LABKIT_OFFLINE", "1")
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env.setdefault("TQDM_MININTERVAL", "5")
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(threads)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     client = NotebookClient(

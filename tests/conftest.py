@@ -9,13 +9,16 @@ Exercise tests run against one implementation, chosen with ``--impl``:
   test marked ``exercise`` must fail (``tests/test_stubs.py`` proves it).
 """
 import importlib
-import importlib.util
-import sys
 
 import pytest
 import torch
 
-from labkit.course import SOLUTIONS
+from labkit.course import load_reference
+
+
+# One thread per test process: tests use small models, for which OpenMP's second thread costs
+# more than it gains, and `make test` runs two processes (pytest-xdist) on two cores.
+torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):
@@ -27,13 +30,7 @@ def load_implementation(module: str, kind: str):
     """The exercise module ``module`` as the reference or as the student's file."""
     if kind == "student":
         return importlib.import_module(f"labkit.{module}")
-    name = f"labkit_reference_{module}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SOLUTIONS / "labkit" / f"{module}.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    return load_reference(module)
 
 
 @pytest.fixture(scope="module")

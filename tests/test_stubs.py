@@ -13,7 +13,7 @@ def test_every_exercise_check_fails_on_the_stub(lab, tmp_path):
     report = tmp_path / "report.xml"
     subprocess.run(
         [sys.executable, "-m", "pytest", f"tests/test_{lab.module}.py", "--impl=student", "-m", "exercise",
-         "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+         "-q", "-n", "0", "-p", "no:cacheprovider", f"--junitxml={report}"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )
     cases = ET.parse(report).getroot().iter("testcase")

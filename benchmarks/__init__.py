@@ -1,0 +1,1 @@
+"""Budgets for every lab: `python -m benchmarks.run [--quick]` (see benchmarks/run.py)."""

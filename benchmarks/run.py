@@ -1,0 +1,83 @@
+"""Measure every budget of the course on this machine: `python -m benchmarks.run [--quick] [--labs 1,2]`.
+
+Each lab's module ``benchmarks/<module>.py`` exposes ``budgets(quick) -> list[row]``; this script
+runs them in order, prints one table with PASS/FAIL next to each number, writes
+``benchmarks/RESULTS.md`` and (full runs only) the README's results section.
+Quick mode runs everything on tiny inputs: its numbers say nothing about the budgets,
+it only proves the scripts still work (the test suite runs it).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = {"1": "saliency", "2": "adversarial", "3": "classviz", "4": "noise", "5": "robust_features", "grading": "grading"}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = "load average %.1f" % os.getloadavg()[0]
+    except OSError:
+        load = ""
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}, {load}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| lab | budget | measured | |", "|---|---|---|---|"]
+    lines += [f"| {r['lab']} | {r['budget']} | {r['value']} | {'PASS' if r['ok'] else 'FAIL'} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test of the scripts")
+    parser.add_argument("--labs", default=",".join(SUITES), help=f"comma-separated, from {','.join(SUITES)}")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    rows, start = [], time.perf_counter()
+    for key in args.labs.split(","):
+        if key not in SUITES:
+            parser.error(f"unknown suite {key!r}; choose from {','.join(SUITES)}")
+        module = importlib.import_module(f"benchmarks.{SUITES[key]}")
+        print(f"== {SUITES[key]} ==", flush=True)
+        try:
+            got = module.budgets(quick=args.quick)
+        except Exception as exc:  # one broken suite must not hide the others' numbers
+            got = [{"lab": key, "budget": f"{SUITES[key]} benchmark ran", "value": f"{type(exc).__name__}: {exc}"[:120], "ok": False}]
+        for r in got:
+            print(f"  {'PASS' if r['ok'] else 'FAIL'}  {r['budget']}: {r['value']}", flush=True)
+        rows += got
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick smoke run (numbers meaningless)" if args.quick else "full run"
+    report = f"Measured {when} on {machine()}; {mode}, {time.perf_counter() - start:.0f} s.\n\n{table(rows)}\n"
+    Path(args.out).write_text(report)
+    if not args.quick and args.out == parser.get_default("out"):
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        text = re.sub(r"<!-- BENCHMARKS -->.*<!-- /BENCHMARKS -->", f"<!-- BENCHMARKS -->\n{report}<!-- /BENCHMARKS -->",
+                      text, flags=re.S)
+        readme.write_text(text)
+    print(f"\n{report}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
