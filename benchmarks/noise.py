@@ -13,26 +13,18 @@ Run: ``python benchmarks/noise.py [--quick]``.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from labkit.course import load_reference
+
 REPO = Path(__file__).resolve().parents[1]
 LAB = "4"
 
 
-def _reference():
-    """The reference module (solutions/labkit/noise.py), whatever the student file holds."""
-    name = "labkit_reference_noise"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "solutions" / "labkit" / "noise.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _bare(model, images, batch_size):
@@ -54,7 +46,7 @@ def budgets(quick: bool = False) -> list[dict]:
     """Measure Lab 4's budgets; each entry is {"lab", "budget", "value", "ok"}."""
     from labkit.models import OFFLINE_MODELS, load_model
 
-    noise = _reference()
+    noise = load_reference("noise")
     rows = []
 
     # 1. probe vs the bare model, interleaved so both see the same CPU load.
