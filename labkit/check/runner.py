@@ -38,7 +38,14 @@ def check(description: str, hint: str = "") -> Callable:
 
 @dataclass
 class Report:
-    """What one run of an exercise's checks found. Truthy when every check passed."""
+    """What one run of an exercise's checks found. Truthy when every check passed.
+
+    ``assert check.lab.exercise()`` is how notebooks use it. For an exercise
+    that is not written yet, that assert raises the same friendly
+    ``NotImplementedError`` as the stub (after the report has printed "not
+    implemented yet"), so a notebook run stops exactly where the work starts.
+    Use :attr:`passed` to test a report without that.
+    """
 
     exercise: str
     results: list[tuple[str, str, str]] = field(default_factory=list)  # (status, description, detail)
@@ -47,7 +54,15 @@ class Report:
     def passed(self) -> bool:
         return bool(self.results) and all(status == PASS for status, _, _ in self.results)
 
+    @property
+    def implemented(self) -> bool:
+        return not any(status == TODO for status, _, _ in self.results)
+
     def __bool__(self) -> bool:
+        if not self.implemented:
+            name = self.exercise.rsplit(".", 1)[-1]
+            module = self.exercise.rsplit(".", 1)[0]
+            raise NotImplementedError(f"{name}() is not implemented yet: fill in its body in labkit/{module}.py")
         return self.passed
 
     def __str__(self) -> str:
@@ -58,7 +73,7 @@ class Report:
                 lines.extend(f"        {line}" for line in detail.splitlines())
         n_ok = sum(status == PASS for status, _, _ in self.results)
         total = len(self.results)
-        if any(status == TODO for status, _, _ in self.results):
+        if not self.implemented:
             verdict = "not implemented yet"
         else:
             verdict = f"{n_ok}/{total} checks passed" + (" - well done!" if self.passed else "")
