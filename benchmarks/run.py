@@ -1,7 +1,7 @@
 """Measure every budget of the course on this machine: `python -m benchmarks.run [--quick] [--labs 1,2]`.
 
 Each lab's module ``benchmarks/<module>.py`` exposes ``budgets(quick) -> list[row]``; this script
-runs them in order, prints one table with PASS/FAIL next to each number, writes
+runs them in order, each in a fresh process (peak memory is per suite), prints one table with PASS/FAIL next to each number, writes
 ``benchmarks/RESULTS.md`` and (full runs only) the README's results section.
 Quick mode runs everything on tiny inputs: its numbers say nothing about the budgets,
 it only proves the scripts still work (the test suite runs it).
@@ -40,6 +40,19 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}, {load}"
 
 
+def _suite(name: str, quick: bool) -> list[dict]:
+    module = importlib.import_module(f"benchmarks.{name}")
+    return module.budgets(quick=quick)
+
+
+def run_suite(name: str, quick: bool) -> list[dict]:
+    """One suite in a fresh process, so peak-memory numbers and thread settings are its own."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_suite, (name, quick))
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| lab | budget | measured | |", "|---|---|---|---|"]
     lines += [f"| {r['lab']} | {r['budget']} | {r['value']} | {'PASS' if r['ok'] else 'FAIL'} |" for r in rows]
@@ -56,10 +69,9 @@ def main(argv=None) -> int:
     for key in args.labs.split(","):
         if key not in SUITES:
             parser.error(f"unknown suite {key!r}; choose from {','.join(SUITES)}")
-        module = importlib.import_module(f"benchmarks.{SUITES[key]}")
         print(f"== {SUITES[key]} ==", flush=True)
         try:
-            got = module.budgets(quick=args.quick)
+            got = run_suite(SUITES[key], args.quick)
         except Exception as exc:  # one broken suite must not hide the others' numbers
             got = [{"lab": key, "budget": f"{SUITES[key]} benchmark ran", "value": f"{type(exc).__name__}: {exc}"[:120], "ok": False}]
         for r in got:

@@ -88,9 +88,14 @@ def noise_images(n, size=224, kind="gaussian", seed=0) -> torch.Tensor:
         raise TypeError(f"seed must be an int; got {type(seed).__name__}")
     ### BEGIN SOLUTION
     if kind == "seed000":
-        z = np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255
+        z = np.random.default_rng(seed).standard_normal((n, size, size, 3))
         # float -> uint8 the way numpy does it on x86: truncate, then wrap modulo 256.
-        wrapped = np.mod(np.trunc(z).astype(np.int64), 256).astype(np.uint8)
+        # In place: 300 images at 224px are 360 MB per float64 copy.
+        z *= 255
+        np.trunc(z, out=z)
+        np.mod(z, 256, out=z)  # exact on integral floats, and non-negative like the integer modulo
+        wrapped = z.astype(np.uint8)
+        del z
         return torch.from_numpy(wrapped).permute(0, 3, 1, 2).float().div(255).contiguous()
     g = torch.Generator().manual_seed(int(seed))
     if kind == "uniform":
