@@ -123,8 +123,11 @@ def amplify(perturbation: torch.Tensor) -> torch.Tensor:
 
 
 def plot_curves(x, curves: dict, xlabel: str, ylabel: str, title: str | None = None, ax=None,
-                logx: bool = False, **kwargs):
-    """Line plot of several named curves sharing ``x`` (markers, grid, legend)."""
+                logx: bool = False, logy: bool = False, **kwargs):
+    """Line plot of several named curves sharing ``x`` (markers, grid, legend).
+
+    With ``logx`` the ticks are the x values themselves, written plainly (4, 8, 16, ...).
+    """
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
     else:
@@ -134,7 +137,13 @@ def plot_curves(x, curves: dict, xlabel: str, ylabel: str, title: str | None = N
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logx:
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if logy:
+        ax.set_yscale("log")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -40,5 +40,7 @@ def test_overlay_and_amplify_ranges():
 
 
 def test_plot_curves():
-    fig = viz.plot_curves([1, 2, 3], {"a": [1, 2, 3], "b": [3, 2, 1]}, "x", "y", title="t", logx=True)
-    assert len(fig.axes[0].lines) == 2 and fig.axes[0].get_xscale() == "log"
+    fig = viz.plot_curves([4, 8, 16], {"a": [1, 2, 3], "b": [3, 2, 1]}, "x", "y", title="t", logx=True, logy=True)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16"]
