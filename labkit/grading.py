@@ -113,6 +113,8 @@ c.Execute.timeout = {cell_timeout}
 # that arrives late must not fail a submission; a cell's error is still taken from its reply.
 c.Execute.iopub_timeout = 60
 c.Execute.raise_on_iopub_timeout = False
+# A kernel (re)start can take over a minute when several submissions are graded at once.
+c.Execute.startup_timeout = 300
 
 # Like nbgrader's defaults, but a kernel crash costs only its cell (CrashTolerantExecute), and
 # warnings on stderr no longer zero a test cell (StderrToStdout).

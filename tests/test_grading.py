@@ -43,7 +43,7 @@ def course(tmp_path_factory):
 @pytest.fixture(scope="module")
 def graded(course):
     before = _tree_hash(course / "submitted")
-    table = grading.grade(course, 0, workers=4, limits=LIMITS, progress=False)
+    table = grading.grade(course, 0, workers=2, limits=LIMITS, progress=False)  # 2 cores
     return table, before
 
 
