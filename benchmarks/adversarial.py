@@ -1,6 +1,6 @@
 """Lab 2 budgets: PGD speed against torchattacks, PGD success rate, the solved notebook's time and memory.
 
-Run alone with ``python benchmarks/adversarial.py [--quick]``; ``benchmarks/run.py``
+Run alone with ``python -m benchmarks.adversarial [--quick]``; ``benchmarks/run.py``
 imports :func:`budgets`.
 
 Measured side by side in one run, on EfficientNet-Lite0 (the default model) and
@@ -12,7 +12,7 @@ the 7 sample photos at 224px:
 * untargeted L-inf PGD at eps=2/255 with 10 steps fools >= 95% of the photos
   (the top-1 class changes from the model's clean prediction).
 * the solved notebook, executed headless at its default parameters: < 3 min and
-  < 2 GB peak memory (full mode only: it takes minutes, so quick mode leaves this row out).
+  < 2 GB peak kernel memory (full mode only: it takes minutes, so quick mode leaves these rows out).
 
 Quick mode runs the same code on 2 photos at 64px with 2 steps (the numbers then
 say nothing about the budgets; ``ok`` is computed on them anyway).
@@ -23,24 +23,12 @@ a busy shared CPU extra OpenMP threads spin-wait and make everything slower).
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
-
-from labkit.course import load_reference
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-LAB = "2"
-
-
+from benchmarks.common import load_reference, notebook_budget, row
 
 
 def _timed(fn):
@@ -88,31 +76,14 @@ def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
     off_label = (pred != labels).float().mean().item()
     where = f"{len(images)} photos at {images.shape[-1]}px, {steps} steps, {torch.get_num_threads()} thread(s)"
     return [
-        {"lab": LAB, "budget": "pgd at least as fast as torchattacks.PGD (same batch and settings)",
-         "value": f"ours {ours:.2f} s, torchattacks {theirs_best:.2f} s, ratio {ratio:.2f}x "
-                  f"(best of {repeats}; {where})",
-         "ok": ratio >= 1.0},
-        {"lab": LAB, "budget": "untargeted L-inf PGD, eps=2/255, 10 steps fools >= 95% of the sample photos",
-         "value": f"{success:.0%} fooled (torchattacks {success_theirs:.0%}; {off_label:.0%} off the "
-                  f"expected ImageNet label; {where})",
-         "ok": success >= 0.95},
+        row(2, "pgd at least as fast as torchattacks.PGD (same batch and settings)",
+            f"ours {ours:.2f} s, torchattacks {theirs_best:.2f} s, ratio {ratio:.2f}x (best of {repeats}; {where})",
+            ratio >= 1.0),
+        row(2, "untargeted L-inf PGD, eps=2/255, 10 steps fools >= 95% of the sample photos",
+            f"{success:.0%} fooled (torchattacks {success_theirs:.0%}; {off_label:.0%} off the "
+            f"expected ImageNet label; {where})", success >= 0.95),
     ]
 
-
-def notebook_budget() -> dict:
-    from labkit.course import execute_notebook, solved_tree
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = solved_tree(Path(tmp))
-        run = execute_notebook(tree / "notebooks" / "02_adversarial.ipynb", pythonpath=tree)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # the kernel's CPU time (a reaped child): close to the wall time on an idle CPU with 1 thread
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    error = f"; ERROR {type(run.error).__name__}" if run.error else ""
-    return {"lab": LAB, "budget": "solved notebook < 3 min and < 2 GB peak memory (default parameters)",
-            "value": f"{run.seconds:.0f} s wall, {cpu:.0f} s kernel CPU, {run.peak_rss_mb:.0f} MB{error}",
-            "ok": run.error is None and run.seconds < 180 and run.peak_rss_mb < 2048}
 
 
 def budgets(quick: bool = False, threads: int = 1) -> list[dict]:
@@ -124,7 +95,7 @@ def budgets(quick: bool = False, threads: int = 1) -> list[dict]:
     finally:
         torch.set_num_threads(saved)
     if not quick:
-        rows.append(notebook_budget())
+        rows += notebook_budget(2, max_seconds=180)
     return rows
 
 
@@ -133,5 +104,5 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    for row in budgets(args.quick, args.threads):
-        print(f"[{'ok' if row['ok'] else 'FAIL':4s}] lab {row['lab']}: {row['budget']}\n        {row['value']}")
+    for r in budgets(args.quick, args.threads):
+        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")

@@ -9,23 +9,16 @@
   2 GB (full mode only: it executes the notebook headless; quick mode leaves it out
   because a notebook run alone takes longer than the quick budget).
 
-Run: ``python benchmarks/noise.py [--quick]``.
+Run: ``python -m benchmarks.noise [--quick]``.
 """
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from benchmarks.common import notebook_budget
-from labkit.course import load_reference
-
-REPO = Path(__file__).resolve().parents[1]
-LAB = "4"
-
-
+from benchmarks.common import load_reference, notebook_budget, row
 
 
 def _bare(model, images, batch_size):
@@ -61,9 +54,9 @@ def budgets(quick: bool = False) -> list[dict]:
         probe_t.append(_best(lambda: noise.probe({"lite0": model}, images, batch_size=batch), 1))
     bare, probed = min(bare_t), min(probe_t)
     ratio = probed / bare
-    rows.append({"lab": LAB, "budget": "probe time / bare batched inference <= 1.10 (EfficientNet-Lite0, 224px)",
-                 "value": f"{ratio:.3f} (probe {n / probed:.1f} img/s, bare {n / bare:.1f} img/s, {n} images, batch {batch})",
-                 "ok": ratio <= 1.10})
+    rows.append(row(4, "probe time / bare batched inference <= 1.10 (EfficientNet-Lite0, 224px)",
+                    f"{ratio:.3f} (probe {n / probed:.1f} img/s, bare {n / bare:.1f} img/s, {n} images, batch {batch})",
+                    ratio <= 1.10))
 
     # 2. 1000 images x 3 offline models.
     models = {name: load_model(name) for name in OFFLINE_MODELS}
@@ -80,8 +73,7 @@ def budgets(quick: bool = False) -> list[dict]:
         noise.probe(models, x, batch_size=32)
         seconds = time.perf_counter() - start
         how = "measured"
-    rows.append({"lab": LAB, "budget": "probe 1000 images x 3 offline models < 240 s",
-                 "value": f"{seconds:.0f} s ({how})", "ok": seconds < 240})
+    rows.append(row(4, "probe 1000 images x 3 offline models < 240 s", f"{seconds:.0f} s ({how})", seconds < 240))
 
     # 3. The solved notebook at its defaults (the test suite already runs it at quick parameters).
     if not quick:
@@ -90,5 +82,5 @@ def budgets(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in budgets(quick="--quick" in sys.argv):
-        print(f"[{'ok' if row['ok'] else 'OVER'}] lab {row['lab']}: {row['budget']}: {row['value']}")
+    for r in budgets(quick="--quick" in sys.argv):
+        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 # Keep this module's import light: the graded kernel imports it for hidden_seed(), so
@@ -85,6 +85,7 @@ class Limits:
     wall_timeout: int = 1200  # seconds for the whole submission
     memory_mb: int = 6144  # resident memory of the grading process tree (watched; the kernel is killed)
     cpu_seconds: int | None = None  # RLIMIT_CPU per process; default: 2 x wall_timeout
+    threads: int | None = None  # CPU threads of the kernel (LABKIT_THREADS, OMP_NUM_THREADS); default: cores // workers
 
     @property
     def address_space_mb(self) -> int:
@@ -522,11 +523,15 @@ def autograde_one(course: Path, lab: int | str | Lab, student: str, limits: Limi
     (site / "sitecustomize.py").write_text(AUDIT_SITECUSTOMIZE)
     audit = box / "audit.log"
     secret = (course / META_DIR / "secret").read_text().strip()
+    threads = str(limits.threads or os.cpu_count() or 1)
     env = _quiet_env({
         SEED_ENV: str(_student_seed(secret, aid, student)),
         AUDIT_ENV: str(audit),
         "LABKIT_AUDIT_WATCH": os.pathsep.join([str(course), str(root / "source"), str(root / "gradebook.db")]),
         "PYTHONPATH": str(site),
+        # labkit.models.set_threads and torch's default both honour these
+        "LABKIT_THREADS": threads,
+        "OMP_NUM_THREADS": threads,
         "HOME": str(box),
         "JUPYTER_RUNTIME_DIR": str(box / "runtime"),
         "IPYTHONDIR": str(box / "ipython"),
@@ -759,6 +764,8 @@ def grade(
         students = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{aid}") if p.is_dir())
     if workers < 1:
         raise ValueError(f"workers must be a positive int; got {workers!r}")
+    if limits.threads is None:  # oversubscribed cores spin-wait: N kernels x 2 threads on 2 cores crawl
+        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
     outcomes = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(_grade_in_box, course, aid, s, limits): s for s in students}

@@ -45,6 +45,24 @@ def offline() -> bool:
     return os.environ.get("LABKIT_OFFLINE", "") not in ("", "0")
 
 
+def set_threads(n: int) -> int:
+    """Run torch, and numpy/scikit-learn's BLAS, on ``n`` CPU threads; returns the number used.
+
+    ``LABKIT_THREADS``, when set, caps ``n``: the autograder sets it to cores / workers,
+    because two kernels that each spin two threads on two cores run several times slower
+    than one kernel at a time.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int; got {n!r}")
+    cap = os.environ.get("LABKIT_THREADS", "")
+    n = min(n, int(cap)) if cap.isdigit() and int(cap) > 0 else n
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+    return n
+
+
 class ImageClassifier(nn.Module):
     """A classifier that takes [0,1] images and normalizes them inside.
 

@@ -78,6 +78,21 @@ def test_solved_notebook_is_an_nbgrader_assignment(lab):
 
 
 @pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
+def test_every_lab_follows_the_course_outline(lab):
+    """One voice: intro with goals, set-up, numbered sections from a warm-up to the questions, then
+    "Going further" and a summary."""
+    nb = nbformat.read(course.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    headers = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+               if line.startswith("## ") or line.startswith("# ")]
+    assert headers[0].startswith(f"# Lab {lab.number} — ") and "**Learning goals.**" in nb.cells[0].source
+    assert headers[1] == "## Set-up" and headers[2].startswith("## 1. Warm-up")
+    numbered = [h for h in headers if h[3:4].isdigit()]
+    assert [int(h[3:].split(".")[0]) for h in numbered] == list(range(1, len(numbered) + 1))
+    assert numbered[-1].endswith(". Questions (answer in the cells below; graded by hand)")
+    assert headers[-2:] == ["## Going further", "## Summary"]
+
+
+@pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
 def test_student_notebook_hides_solutions(lab):
     nb = nbformat.read(course.REPO / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
     for cell in nb.cells:

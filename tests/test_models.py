@@ -87,3 +87,20 @@ def test_describe_and_predict(model):
 def test_randomization_groups_go_top_down(model):
     names = [n for n, _ in models.randomization_groups(model)]
     assert names[:3] == ["classifier", "conv_head", "blocks.6"] and names[-2:] == ["blocks.0", "conv_stem"]
+
+
+def test_set_threads_obeys_the_autograders_cap(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    saved = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("LABKIT_THREADS", raising=False)
+        assert models.set_threads(2) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv("LABKIT_THREADS", "1")
+        assert models.set_threads(2) == 1 and torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        for bad in (0, -1, 1.5, True, "2"):
+            with pytest.raises(ValueError, match="positive int"):
+                models.set_threads(bad)
+    finally:
+        torch.set_num_threads(saved)
