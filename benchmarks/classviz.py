@@ -118,7 +118,7 @@ def budgets(quick: bool = False, log=print) -> list[dict]:
                     f"{only_robust}, naive-only {only_naive}, p = {p_value:.2g}",
                     p_value < 0.05))
 
-    lr_classes, lr_steps = classes[:3], (2 if quick else 25)
+    lr_classes, lr_steps = classes[:10], (2 if quick else 25)
     sweep = {}
     for lr in sorted({4.0, cv.DEFAULT_LR} if quick else {2.0, 4.0, cv.DEFAULT_LR, 16.0}):
         imgs = cv.visualize_class(model, lr_classes, steps=lr_steps, lr=lr)

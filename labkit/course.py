@@ -274,7 +274,8 @@ def execute_notebook(
 
     Offline by construction: nothing here touches the network, and
     ``LABKIT_OFFLINE=1`` tells labkit not to try. ``threads`` caps the kernel's
-    OpenMP/BLAS threads (the test suite runs notebooks side by side with 1 each).
+    torch/OpenMP/BLAS threads, the notebook's own ``THREADS`` included (the test suite
+    runs notebooks side by side with 1 each).
     Returns the executed notebook and the first error (``None`` if every cell ran).
     """
     import threading
@@ -292,7 +293,7 @@ def execute_notebook(
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env.setdefault("TQDM_MININTERVAL", "5")
     if threads is not None:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        for var in ("LABKIT_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(threads)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
