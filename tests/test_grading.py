@@ -5,6 +5,7 @@ submission autogrades in seconds; the samples cover every case of issue 7.
 """
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,14 @@ def test_generate_assignment_gives_exactly_the_student_versions(course):
     assert "HIDDEN TESTS" not in text and "hidden_seed" not in text and "additive identity" not in text
     for path in release.rglob("*.py"):
         assert "### BEGIN SOLUTION" not in [line.strip() for line in path.read_text().splitlines()], path
+
+
+def test_parallel_kernels_share_the_cores(course, graded):
+    """Two workers on N cores: each kernel is told N // 2 threads (oversubscribed kernels crawl)."""
+    graded_nb = nbformat.read(course / "autograded" / "perfect" / "lab0" / "00_toy.ipynb", as_version=4)
+    setup = next(c for c in graded_nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
+    printed = "".join(o.get("text", "") for o in setup.outputs)
+    assert f"LABKIT_THREADS = {max(1, (os.cpu_count() or 1) // 2)}" in printed
 
 
 def test_autograde_gives_the_exact_grades(graded):

@@ -80,7 +80,8 @@ def _meta(**kw):
 def solved_notebook() -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell("# Toy lab\nScale and sum lists.", metadata=_meta(locked=True, grade_id="intro")),
-        new_code_cell("from labkit import check\nimport labkit.check.toy\nfrom labkit.toy import scale, total",
+        new_code_cell("import os\nfrom labkit import check\nimport labkit.check.toy\nfrom labkit.toy import scale, total\n"
+                      "print('LABKIT_THREADS =', os.environ.get('LABKIT_THREADS'))",
                       metadata=_meta(locked=True, grade_id="setup")),
         new_code_cell(textwrap.dedent("""\
             assert check.toy.scale()
