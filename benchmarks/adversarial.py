@@ -1,7 +1,6 @@
 """Lab 2 budgets: PGD speed against torchattacks, PGD success rate, the solved notebook's time and memory.
 
-Run alone with ``python -m benchmarks.adversarial [--quick]``; ``benchmarks/run.py``
-imports :func:`budgets`.
+Run alone with ``python -m benchmarks.run --labs 2 [--quick]``.
 
 Measured side by side in one run, on EfficientNet-Lite0 (the default model) and
 the 7 sample photos at 224px:
@@ -17,24 +16,15 @@ the 7 sample photos at 224px:
 Quick mode runs the same code on 2 photos at 64px with 2 steps (the numbers then
 say nothing about the budgets; ``ok`` is computed on them anyway).
 
-Both attacks run with the same torch thread count (``--threads``, default 1: on
-a busy shared CPU extra OpenMP threads spin-wait and make everything slower).
+Both attacks run on 1 torch thread: on a busy shared CPU extra OpenMP threads
+spin-wait and make everything slower.
 """
 from __future__ import annotations
-
-import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import load_reference, notebook_budget, row
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+from benchmarks.common import best_time, load_reference, notebook_budget, row
 
 
 def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
@@ -61,9 +51,9 @@ def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
     torchattacks.PGD(model, eps=eps, alpha=step, steps=1, random_start=False)(images[:1], clean[:1])
     ours_t, theirs_t = [], []
     for _ in range(repeats):  # alternate, so both see the same background load
-        adv, t = _timed(lambda: adversarial.pgd(model, images, clean, eps, step, steps))
+        t, adv = best_time(lambda: adversarial.pgd(model, images, clean, eps, step, steps), 1)
         ours_t.append(t)
-        theirs, t = _timed(lambda: attack(images, clean))
+        t, theirs = best_time(lambda: attack(images, clean), 1)
         theirs_t.append(t)
     ours, theirs_best = min(ours_t), min(theirs_t)
     ratio = theirs_best / ours
@@ -85,11 +75,10 @@ def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
     ]
 
 
-
-def budgets(quick: bool = False, threads: int = 1) -> list[dict]:
+def budgets(quick: bool = False) -> list[dict]:
     """Every Lab 2 budget, measured in one run (quick: tiny sizes, no notebook execution)."""
     saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
         rows = pgd_budgets(quick)
     finally:
@@ -97,12 +86,3 @@ def budgets(quick: bool = False, threads: int = 1) -> list[dict]:
     if not quick:
         rows += notebook_budget(2, max_seconds=180)
     return rows
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    for r in budgets(args.quick, args.threads):
-        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")

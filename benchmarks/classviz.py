@@ -1,5 +1,7 @@
 """Lab 3 budgets: class visualization speed, confidence and transfer to held-out models.
 
+Run alone with ``python -m benchmarks.run --labs 3 [--quick]``.
+
 Measured side by side in one run, on EfficientNet-Lite0 (the default model) at 224px:
 
 * ``visualize_class``, 200 steps: wall time of one image and time per step (< 20 s), and
@@ -20,7 +22,6 @@ nothing about the budgets.
 """
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
@@ -132,8 +133,3 @@ def budgets(quick: bool = False, log=print) -> list[dict]:
     if not quick:
         rows += notebook_budget(3, max_seconds=300)
     return rows
-
-
-if __name__ == "__main__":
-    for r in budgets(quick="--quick" in sys.argv):
-        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")

@@ -1,7 +1,7 @@
 """Budgets of the grading pipeline (issue 7): autograding throughput, sequential vs parallel,
 and the time to autograde one submission of Lab 1.
 
-    python -m benchmarks.grading [--quick]
+    python -m benchmarks.run --labs grading [--quick]
 
 Full mode grades two perfect submissions of Lab 1 with the real notebook and the default
 limits, once sequentially and once with ``--workers 2``; quick mode uses the tiny fake lab
@@ -76,8 +76,3 @@ def budgets(quick: bool = False) -> list[dict]:
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    for r in budgets(quick="--quick" in sys.argv):
-        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")

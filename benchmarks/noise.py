@@ -9,31 +9,21 @@
   2 GB (full mode only: it executes the notebook headless; quick mode leaves it out
   because a notebook run alone takes longer than the quick budget).
 
-Run: ``python -m benchmarks.noise [--quick]``.
+Run alone with ``python -m benchmarks.run --labs 4 [--quick]``.
 """
 from __future__ import annotations
 
-import sys
 import time
 
 import torch
 
-from benchmarks.common import load_reference, notebook_budget, row
+from benchmarks.common import best_time, load_reference, notebook_budget, row
 
 
 def _bare(model, images, batch_size):
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             model(images[start:start + batch_size]).softmax(-1).max(-1)
-
-
-def _best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def budgets(quick: bool = False) -> list[dict]:
@@ -50,8 +40,8 @@ def budgets(quick: bool = False) -> list[dict]:
     _bare(model, images[:batch], batch)  # warm-up
     bare_t, probe_t = [], []
     for _ in range(repeats):
-        bare_t.append(_best(lambda: _bare(model, images, batch), 1))
-        probe_t.append(_best(lambda: noise.probe({"lite0": model}, images, batch_size=batch), 1))
+        bare_t.append(best_time(lambda: _bare(model, images, batch), 1)[0])
+        probe_t.append(best_time(lambda: noise.probe({"lite0": model}, images, batch_size=batch), 1)[0])
     bare, probed = min(bare_t), min(probe_t)
     ratio = probed / bare
     rows.append(row(4, "probe time / bare batched inference <= 1.10 (EfficientNet-Lite0, 224px)",
@@ -79,8 +69,3 @@ def budgets(quick: bool = False) -> list[dict]:
     if not quick:
         rows += notebook_budget(4, max_seconds=240)
     return rows
-
-
-if __name__ == "__main__":
-    for r in budgets(quick="--quick" in sys.argv):
-        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")

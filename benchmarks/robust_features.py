@@ -1,6 +1,6 @@
 """Lab 5 budgets: the digits experiment's time and memory, and D_det / D_rand accuracy over 3 seeds.
 
-    python -m benchmarks.robust_features [--quick]
+    python -m benchmarks.run --labs 5 [--quick]
 
 Budgets (issue 6):
 * the whole digits experiment (train, build D_det, retrain, evaluate) runs in under 3 minutes on a
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import resource
 import statistics
-import sys
 import time
 
 import torch
@@ -71,11 +70,3 @@ def budgets(quick: bool = False) -> list[dict]:
     if not quick:
         rows += notebook_budget(5, max_seconds=300)
     return rows
-
-
-if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    start = time.perf_counter()
-    for r in budgets(quick=quick):
-        print(f"[{'ok' if r['ok'] else 'OVER'}] lab {r['lab']}: {r['budget']}: {r['value']}")
-    print(f"({time.perf_counter() - start:.0f} s)")

@@ -63,6 +63,12 @@ def available_labs() -> list[Lab]:
     ]
 
 
+def thread_env(n: int) -> dict[str, str]:
+    """Environment variables that cap a kernel's CPU threads at ``n``: torch's and BLAS's
+    defaults, and ``LABKIT_THREADS``, which caps the notebooks' own ``set_threads(THREADS)``."""
+    return {var: str(n) for var in ("LABKIT_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
 def load_reference(module: str):
     """The reference exercise module ``solutions/labkit/<module>.py``, whatever the student file holds.
 
@@ -293,8 +299,7 @@ def execute_notebook(
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env.setdefault("TQDM_MININTERVAL", "5")
     if threads is not None:
-        for var in ("LABKIT_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(threads)
+        env.update(thread_env(threads))
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     client = NotebookClient(

@@ -85,7 +85,7 @@ class Limits:
     wall_timeout: int = 1200  # seconds for the whole submission
     memory_mb: int = 6144  # resident memory of the grading process tree (watched; the kernel is killed)
     cpu_seconds: int | None = None  # RLIMIT_CPU per process; default: 2 x wall_timeout
-    threads: int | None = None  # CPU threads of the kernel (LABKIT_THREADS, OMP_NUM_THREADS); default: cores // workers
+    threads: int | None = None  # CPU threads of the kernel (labkit.course.thread_env); default: cores // workers
 
     @property
     def address_space_mb(self) -> int:
@@ -144,7 +144,7 @@ def _exercise_modules(repo: Path) -> list[str]:
 
 
 def _labs_available(repo: Path) -> list[Lab]:
-    from labkit.course import LABS, Lab
+    from labkit.course import LABS
 
     return [
         lab
@@ -490,7 +490,8 @@ def autograde_one(course: Path, lab: int | str | Lab, student: str, limits: Limi
     """Autograde ``submitted/<student>/<lab>`` in a sandbox. Returns the outcome
     and the sandbox directory (its ``autograded/`` holds the result); the caller
     records it with :func:`record` and removes the sandbox. Touches nothing in ``course``."""
-    pass
+    from labkit.course import thread_env
+
     course = Path(course).resolve()
     aid, lab = _lab_in_course(course, lab)
     outcome = Outcome(student, aid, limits_note=f"{limits.memory_mb} MB")
@@ -523,15 +524,12 @@ def autograde_one(course: Path, lab: int | str | Lab, student: str, limits: Limi
     (site / "sitecustomize.py").write_text(AUDIT_SITECUSTOMIZE)
     audit = box / "audit.log"
     secret = (course / META_DIR / "secret").read_text().strip()
-    threads = str(limits.threads or os.cpu_count() or 1)
     env = _quiet_env({
         SEED_ENV: str(_student_seed(secret, aid, student)),
         AUDIT_ENV: str(audit),
         "LABKIT_AUDIT_WATCH": os.pathsep.join([str(course), str(root / "source"), str(root / "gradebook.db")]),
         "PYTHONPATH": str(site),
-        # labkit.models.set_threads and torch's default both honour these
-        "LABKIT_THREADS": threads,
-        "OMP_NUM_THREADS": threads,
+        **thread_env(limits.threads or os.cpu_count() or 1),
         "HOME": str(box),
         "JUPYTER_RUNTIME_DIR": str(box / "runtime"),
         "IPYTHONDIR": str(box / "ipython"),
@@ -571,7 +569,7 @@ def record(course: Path, outcome: Outcome, box: Path) -> Outcome:
 
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.preprocessors import SaveAutoGrades
-    from nbgrader.utils import determine_grade, is_grade, is_solution
+    from nbgrader.utils import is_grade, is_solution
 
     import warnings
 
@@ -753,7 +751,6 @@ def grade(
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    import pandas as pd
     from tqdm.auto import tqdm
 
     course = Path(course).resolve()
