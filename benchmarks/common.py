@@ -7,7 +7,9 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.course import LABS, execute_notebook, load_reference, solved_tree
+from labkit.labs import LABS
+from labkit_course.notebooks import execute_notebook
+from labkit_course.repo import load_reference, solved_tree
 
 __all__ = ["best_time", "row", "notebook_budget", "load_reference"]
 

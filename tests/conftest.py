@@ -13,7 +13,7 @@ import importlib
 import pytest
 import torch
 
-from labkit.course import load_reference
+from labkit_course.repo import load_reference
 
 
 # One thread per test process: tests use small models, for which OpenMP's second thread costs

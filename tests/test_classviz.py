@@ -6,7 +6,7 @@ import torch
 
 import labkit.check.classviz as checks
 from labkit.check.classviz import LinearModel, TinyNet, reference_blur, reference_jitter
-from labkit.course import REPO, SOLUTIONS
+from labkit_course.repo import REPO, SOLUTIONS
 
 EXERCISE_MODULE = "classviz"
 EXERCISES = ["jitter", "blur", "class_visualization_step", "visualize_class", "visualize_class_robust"]

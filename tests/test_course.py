@@ -2,17 +2,17 @@
 import nbformat
 import pytest
 
-from labkit import course
+from labkit_course import notebooks, repo, sync
 
 
 def test_student_files_are_in_sync_with_solutions():
-    stale = course.sync(check=True)
-    assert not stale, f"run `labkit sync`: stale {[str(p.relative_to(course.REPO)) for p in stale]}"
+    stale = sync.sync(check=True)
+    assert not stale, f"run `labkit sync`: stale {[str(p.relative_to(repo.REPO)) for p in stale]}"
 
 
 def test_every_lab_is_complete():
-    assert [lab.number for lab in course.available_labs()] == sorted(lab.number for lab in course.available_labs())
-    assert course.available_labs(), "no lab has both a reference module and a solved notebook"
+    assert [lab.number for lab in repo.available_labs()] == sorted(lab.number for lab in repo.available_labs())
+    assert repo.available_labs(), "no lab has both a reference module and a solved notebook"
 
 
 SOLUTION = '''"""Module doc."""
@@ -37,7 +37,7 @@ class Thing:
 
 
 def test_stub_source_replaces_each_solution_with_a_friendly_error():
-    stub = course.stub_source(SOLUTION, "demo")
+    stub = sync.stub_source(SOLUTION, "demo")
     assert "return 2 * x" not in stub and "return 1" not in stub and "BEGIN SOLUTION" not in stub
     assert '"""Return 2x."""' in stub and 'raise ValueError("x")' in stub
     namespace = {}
@@ -56,12 +56,12 @@ def test_stub_source_replaces_each_solution_with_a_friendly_error():
 ])
 def test_stub_source_rejects_broken_markers(broken, message):
     with pytest.raises(ValueError, match=message):
-        course.stub_source(broken, "demo")
+        sync.stub_source(broken, "demo")
 
 
-@pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
+@pytest.mark.parametrize("lab", repo.available_labs(), ids=lambda lab: lab.notebook)
 def test_solved_notebook_is_an_nbgrader_assignment(lab):
-    nb = nbformat.read(course.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    nb = nbformat.read(repo.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
     meta = [c.metadata["nbgrader"] for c in nb.cells if "nbgrader" in c.metadata]
     ids = [m["grade_id"] for m in meta]
     assert len(ids) == len(set(ids)), "duplicate grade_ids"
@@ -77,11 +77,11 @@ def test_solved_notebook_is_an_nbgrader_assignment(lab):
     assert 'if "google.colab" in sys.modules' in first_code.source, "the first code cell installs labkit on Colab"
 
 
-@pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
+@pytest.mark.parametrize("lab", repo.available_labs(), ids=lambda lab: lab.notebook)
 def test_every_lab_follows_the_course_outline(lab):
     """One voice: intro with goals, set-up, numbered sections from a warm-up to the questions, then
     "Going further" and a summary."""
-    nb = nbformat.read(course.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    nb = nbformat.read(repo.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
     headers = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
                if line.startswith("## ") or line.startswith("# ")]
     assert headers[0].startswith(f"# Lab {lab.number} — ") and "**Learning goals.**" in nb.cells[0].source
@@ -92,9 +92,9 @@ def test_every_lab_follows_the_course_outline(lab):
     assert headers[-2:] == ["## Going further", "## Summary"]
 
 
-@pytest.mark.parametrize("lab", course.available_labs(), ids=lambda lab: lab.notebook)
+@pytest.mark.parametrize("lab", repo.available_labs(), ids=lambda lab: lab.notebook)
 def test_student_notebook_hides_solutions(lab):
-    nb = nbformat.read(course.REPO / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    nb = nbformat.read(repo.REPO / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
     for cell in nb.cells:
         assert "### BEGIN HIDDEN TESTS" not in cell.source and "### BEGIN SOLUTION" not in cell.source
         if cell.cell_type == "code":
@@ -109,8 +109,8 @@ def test_student_notebook_hides_solutions(lab):
 def test_inject_parameters_goes_after_the_parameters_cell():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
                                          nbformat.v4.new_code_cell("print(a)")])
-    injected = course.inject_parameters(nb, {"a": 2, "names": ["x"]})
+    injected = notebooks.inject_parameters(nb, {"a": 2, "names": ["x"]})
     assert injected.cells[1].source == "# Injected parameters\na = 2\nnames = ['x']"
     assert len(nb.cells) == 2, "the original is not modified"
     with pytest.raises(ValueError, match="no cell tagged"):
-        course.inject_parameters(nbformat.v4.new_notebook(), {"a": 1})
+        notebooks.inject_parameters(nbformat.v4.new_notebook(), {"a": 1})

@@ -3,14 +3,14 @@ notebooks up to the first unfinished exercise, where they stop with the friendly
 import nbformat
 import pytest
 
-from labkit import course
+from labkit_course import notebooks, repo
 
-LABS = course.available_labs()
+LABS = repo.available_labs()
 
 
 @pytest.fixture(scope="module")
 def solved(tmp_path_factory):
-    return course.solved_tree(tmp_path_factory.mktemp("solved"))
+    return repo.solved_tree(tmp_path_factory.mktemp("solved"))
 
 
 def _quick(path):
@@ -22,7 +22,7 @@ def _quick(path):
 def test_solved_notebook_runs_offline(lab, solved, monkeypatch):
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
     path = solved / "notebooks" / f"{lab.notebook}.ipynb"
-    result = course.execute_notebook(path, cwd=solved / "notebooks", pythonpath=solved, parameters=_quick(path), threads=1)
+    result = notebooks.execute_notebook(path, cwd=solved / "notebooks", pythonpath=solved, parameters=_quick(path), threads=1)
     assert result.error is None, str(result.error)[-3000:]
     stderr = [o.text for c in result.notebook.cells if c.cell_type == "code" for o in c.outputs
               if o.get("name") == "stderr" and "Warning" in o.get("text", "")]
@@ -33,8 +33,8 @@ def test_solved_notebook_runs_offline(lab, solved, monkeypatch):
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.notebook)
 def test_student_notebook_stops_at_the_first_exercise(lab, tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
-    path = course.REPO / "notebooks" / f"{lab.notebook}.ipynb"
-    result = course.execute_notebook(path, cwd=tmp_path, parameters=_quick(path), threads=1)
+    path = repo.REPO / "notebooks" / f"{lab.notebook}.ipynb"
+    result = notebooks.execute_notebook(path, cwd=tmp_path, parameters=_quick(path), threads=1)
     assert result.error is not None, "the student notebook ran to the end on stubs"
     assert result.error.ename == "NotImplementedError", str(result.error)[-2000:]
     assert "is not implemented yet" in result.error.evalue

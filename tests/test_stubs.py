@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from labkit.course import REPO, available_labs
+from labkit_course.repo import REPO, available_labs
 
 
 @pytest.mark.parametrize("lab", available_labs(), ids=lambda lab: lab.module)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 def _labs(text: str | None):
-    from labkit.course import LABS, available_labs
+    from labkit.labs import LABS
+    from labkit_course.repo import available_labs
 
     if not text:
         return available_labs()
@@ -35,7 +36,8 @@ def _labs(text: str | None):
 
 
 def cmd_sync(args) -> int:
-    from labkit.course import REPO, sync
+    from labkit_course.repo import REPO
+    from labkit_course.sync import sync
 
     stale = sync(check=args.check)
     for path in stale:
@@ -51,7 +53,8 @@ def cmd_sync(args) -> int:
 def cmd_run(args) -> int:
     import nbformat
 
-    from labkit.course import execute_notebook, solved_tree
+    from labkit_course.notebooks import execute_notebook
+    from labkit_course.repo import solved_tree
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,7 @@ def cmd_grade(args) -> int:
 
 
 def cmd_gradescope(args) -> int:
-    from labkit.course import LABS
+    from labkit.labs import LABS
     from labkit.grading import gradescope
 
     results = gradescope(LABS[int(args.lab)], Path(args.submission), Path(args.out))

@@ -1,0 +1,293 @@
+"""The judge's worker: calls a student's exercise functions inside the sandbox, returns plain data.
+
+This file runs in two places:
+
+* **in the sandbox**, as a script (``python -S -E -B worker.py IN OUT PATH...``): it imports the
+  student's ``labkit.<module>``, calls its functions on the inputs in ``IN/request.json`` and
+  ``IN/arrays.npz``, and writes each call's result to ``OUT/<case>_<call>.json`` (and ``.npz``) as
+  soon as it returns, so a later hang or crash loses nothing before it;
+* **in the trusted judge**, as a module: the same codec encodes the request and decodes the results.
+
+Only plain data crosses: JSON, and arrays in ``.npz`` files that are loaded with
+``allow_pickle=False``. A tensor comes back as its numbers (a ``torch.Tensor`` subclass cannot bring
+its methods along), a model as its ``state_dict``, a table as its columns, an exception as its
+class names and message. The worker needs numpy, and torch or pandas only for requests that use them.
+
+The JSON codec: scalars, strings and None stand for themselves; everything else is an object with a
+``"$"`` key: ``tensor``/``array`` (an array in the npz), ``list``/``tuple``/``dict``, ``toy`` (a model
+the worker builds with a public factory, ``labkit.check...:name``), ``attr`` (an attribute of an earlier
+positional argument, e.g. a model's layer), ``module`` (a state_dict), ``frame`` (a pandas
+DataFrame), ``raised`` (an exception), ``opaque`` (a value of a type the codec does not carry).
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import signal
+import sys
+import time
+import zipfile
+
+MAX_RESULT_BYTES = 256 * 2**20  # a result file larger than this is refused by the judge
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoding (worker: results; judge: requests)
+# ----------------------------------------------------------------------------------------------
+class Store:
+    """Arrays referenced from JSON by key, saved together as one ``.npz``."""
+
+    def __init__(self, prefix: str = "a"):
+        self.arrays: dict = {}
+        self.prefix = prefix
+
+    def add(self, array) -> str:
+        key = f"{self.prefix}{len(self.arrays)}"
+        self.arrays[key] = array
+        return key
+
+    def save(self, path: str) -> None:
+        import numpy as np
+
+        with open(path, "wb") as f:
+            np.savez(f, **self.arrays)
+
+
+def _numpy_of(value):
+    """A plain numpy array with the numbers of a tensor or array (no subclass, no object dtype)."""
+    import numpy as np
+
+    if type(value).__module__.startswith("torch") or hasattr(value, "__torch_function__"):
+        import torch
+
+        with torch._C.DisableTorchFunction():  # a subclass's __torch_function__ has no say here
+            t = torch.Tensor.detach(value).cpu()
+            if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+                t = t.float()
+            array = t.numpy().copy()
+    else:
+        array = np.array(value, copy=True)
+    array = np.asarray(array).view(np.ndarray)
+    if array.dtype.hasobject:
+        raise TypeError("an array of Python objects")
+    return array
+
+
+def encode(value, store: Store, depth: int = 0):
+    """``value`` as JSON-able data, its arrays added to ``store``."""
+    import numpy as np
+
+    if depth > 20:
+        return {"$": "opaque", "type": "nested too deeply"}
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)) and type(value) in (int, float, bool):
+        return value
+    if isinstance(value, np.generic):
+        return value.item() if not isinstance(value, np.void) else {"$": "opaque", "type": "numpy.void"}
+    name = type(value).__module__ + "." + type(value).__qualname__
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        kind = "tensor" if _is_tensor(value) else "array"
+        try:
+            return {"$": kind, "key": store.add(_numpy_of(value)), "type": name}
+        except Exception as exc:  # noqa: BLE001 -- whatever a hostile subclass raises
+            return {"$": "opaque", "type": name, "why": f"{type(exc).__name__}: {exc}"[:200]}
+    if type(value) in (list, tuple):
+        return {"$": type(value).__name__, "items": [encode(v, store, depth + 1) for v in value]}
+    if type(value) is dict:
+        return {"$": "dict", "items": [[encode(k, store, depth + 1), encode(v, store, depth + 1)]
+                                       for k, v in value.items()]}
+    if _is_module(value):
+        state = {k: encode(v, store, depth + 1) for k, v in value.state_dict().items()}
+        return {"$": "module", "type": name, "state": state, "training": bool(value.training)}
+    if type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
+        return {"$": "frame", "columns": [encode(_plain(c), store, depth + 1) for c in value.columns],
+                "index": encode(_column(value.index), store, depth + 1),
+                "data": [encode(_column(value[c]), store, depth + 1) for c in value.columns]}
+    if isinstance(value, BaseException):
+        return raised(value)
+    return {"$": "opaque", "type": name}
+
+
+def _plain(x):
+    import numpy as np
+
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _column(series):
+    """A pandas column or index: numbers as an array, anything else as a list of plain values."""
+    import numpy as np
+
+    array = np.asarray(series)
+    if array.dtype.kind in "biufc":
+        return array
+    return [_plain(v) if isinstance(v, (np.generic, int, float, str, bool)) or v is None else str(v) for v in array]
+
+
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _is_module(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def raised(exc: BaseException) -> dict:
+    """An exception as data: its class names (most derived first) and message."""
+    try:
+        message = str(exc)[:500]
+    except Exception:  # noqa: BLE001 -- a hostile __str__
+        message = "(unprintable)"
+    return {"$": "raised", "types": [c.__name__ for c in type(exc).__mro__], "message": message}
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding (worker: requests; judge: results)
+# ----------------------------------------------------------------------------------------------
+def load_arrays(path: str) -> dict:
+    """The arrays of an ``.npz``, refusing pickles, links and oversized files."""
+    import numpy as np
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not os.path.isfile(path) or os.fstat(f.fileno()).st_size > MAX_RESULT_BYTES:
+            raise ValueError("not a regular file of a sensible size")
+        data = f.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        if sum(i.file_size for i in z.infolist()) > 4 * MAX_RESULT_BYTES:
+            raise ValueError("the arrays are too large")
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def load_json(path: str):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        if os.fstat(f.fileno()).st_size > MAX_RESULT_BYTES:
+            raise ValueError("too large")
+        return json.loads(f.read())
+
+
+def decode(obj, arrays: dict, args: list | None = None, *, torch_tensors: bool = True):
+    """The value that ``encode`` turned into ``obj``. ``args`` are the positional arguments decoded
+    so far (for ``attr``). Results from a worker decode tensors as numpy arrays
+    (``torch_tensors=False``): the judge compares numbers only."""
+    if not isinstance(obj, dict):
+        return obj
+    kind = obj.get("$")
+    rec = lambda o: decode(o, arrays, args, torch_tensors=torch_tensors)  # noqa: E731
+    if kind in ("tensor", "array"):
+        array = arrays[obj["key"]]
+        if kind == "tensor" and torch_tensors:
+            import torch
+
+            return torch.from_numpy(array.copy())
+        return array.copy()
+    if kind == "list":
+        return [rec(v) for v in obj["items"]]
+    if kind == "tuple":
+        return tuple(rec(v) for v in obj["items"])
+    if kind == "dict":
+        return {rec(k): rec(v) for k, v in obj["items"]}
+    if kind == "toy":
+        return build_toy(obj["factory"], rec(obj["kwargs"]))
+    if kind == "attr":
+        value = args[obj["arg"]]
+        for part in obj["path"].split("."):
+            value = getattr(value, part)
+        return value
+    if kind == "module":
+        return {"$": "module", "state": {k: rec(v) for k, v in obj["state"].items()},
+                "training": obj.get("training")}
+    if kind == "frame":
+        import pandas as pd
+
+        columns = [rec(c) for c in obj["columns"]]
+        data = {i: rec(d) for i, d in enumerate(obj["data"])}
+        frame = pd.DataFrame(data, index=rec(obj["index"]))
+        frame.columns = columns
+        return frame
+    return obj  # raised, opaque: the judge reads them as they are
+
+
+def build_toy(factory: str, kwargs: dict):
+    """A model from a public factory ``labkit.check.<module>:<name>`` (nothing else is allowed)."""
+    module, _, name = factory.partition(":")
+    if not module.startswith("labkit.check.") or not name.isidentifier():
+        raise ValueError(f"not a public test model: {factory!r}")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# The sandboxed main
+# ----------------------------------------------------------------------------------------------
+class CallTimeout(BaseException):
+    """Raised in the student's code when one call exceeds its time (a BaseException: `except
+    Exception` in their code does not swallow it)."""
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+def main(argv: list[str]) -> int:
+    inbox, outbox, *paths = argv
+    sys.path[:0] = paths  # -S: the environment's site-packages and the submission, nothing else
+    request = load_json(os.path.join(inbox, "request.json"))
+    import numpy as np  # noqa: F401 -- before the student's module, which may tamper with imports
+
+    arrays = load_arrays(os.path.join(inbox, "arrays.npz"))
+    threads = request.get("threads")
+    if threads:
+        try:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        except ImportError:
+            pass
+    try:
+        module = importlib.import_module(f"labkit.{request['module']}")
+        import_error = None
+    except BaseException as exc:  # noqa: BLE001 -- a broken module fails every call, visibly
+        module, import_error = None, raised(exc)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for c, case in enumerate(request["cases"]):
+        for k, call in enumerate(case["calls"]):
+            store = Store()
+            start = time.perf_counter()
+            try:
+                if import_error is not None:
+                    result = {"raised": import_error, "import_error": True}
+                else:
+                    args: list = []
+                    for a in call["args"]:
+                        args.append(decode(a, arrays, args))
+                    kwargs = {k2: decode(v, arrays, args) for k2, v in call["kwargs"].items()}
+                    fn = getattr(module, call["function"])
+                    signal.setitimer(signal.ITIMER_REAL, float(call.get("timeout", 60)))
+                    try:
+                        value = fn(*args, **kwargs)
+                    finally:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                    result = {"value": encode(value, store)}
+            except CallTimeout:
+                result = {"timeout": True}
+            except BaseException as exc:  # noqa: BLE001 -- SystemExit included: it is the student's
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                result = {"raised": raised(exc)}
+            result["seconds"] = round(time.perf_counter() - start, 4)
+            stem = os.path.join(outbox, f"{c}_{k}")
+            if store.arrays:
+                store.save(stem + ".npz")
+            with open(stem + ".json", "w") as f:
+                json.dump(result, f, allow_nan=True, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,160 @@
+"""Student files, generated from ``solutions/``.
+
+* ``labkit/<module>.py``: each marked body becomes a friendly ``NotImplementedError``;
+* ``notebooks/<lab>.ipynb``: solutions and outputs are removed by nbgrader's own preprocessors,
+  exactly as ``nbgrader generate_assignment`` would.
+
+``sync()`` writes them, ``sync(check=True)`` reports stale ones (the test suite runs it).
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+
+from labkit_course.repo import REPO, SOLUTIONS, available_labs
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+# --------------------------------------------------------------------------
+_DEF = re.compile(r"^(\s*)def\s+(\w+)\s*\(")
+
+STUDENT_HEADER = (
+    "# Your exercises for this lab. Fill in every body that raises\n"
+    "# NotImplementedError; the docstrings say exactly what to return.\n"
+    "# Check your work in the notebook with labkit.check, or with pytest.\n"
+    "# (Generated from solutions/labkit/{module}.py by `labkit sync`.)\n"
+)
+
+
+def stub_source(solution: str, module: str) -> str:
+    """Turn a reference module into its student version.
+
+    Each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block is replaced by a
+    ``raise NotImplementedError`` that names the function and the file, at the
+    block's indentation. Everything outside the markers (signatures,
+    docstrings, input validation) is kept verbatim.
+    """
+    out: list[str] = [STUDENT_HEADER.format(module=module)]
+    function = None
+    inside = False
+    for lineno, line in enumerate(solution.splitlines(keepends=True), 1):
+        m = _DEF.match(line)
+        if m and not inside:
+            function = m.group(2)
+        stripped = line.strip()
+        if stripped == BEGIN_SOLUTION:
+            if inside:
+                raise ValueError(f"{module}.py:{lineno}: nested {BEGIN_SOLUTION}")
+            if function is None:
+                raise ValueError(f"{module}.py:{lineno}: {BEGIN_SOLUTION} outside a function")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(
+                f"{indent}# YOUR CODE HERE\n"
+                f'{indent}raise NotImplementedError(\n'
+                f'{indent}    "{function}() is not implemented yet: "\n'
+                f'{indent}    "fill in its body in labkit/{module}.py"\n'
+                f"{indent})\n"
+            )
+        elif stripped == END_SOLUTION:
+            if not inside:
+                raise ValueError(f"{module}.py:{lineno}: {END_SOLUTION} without {BEGIN_SOLUTION}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{module}.py: unterminated {BEGIN_SOLUTION}")
+    return "".join(out)
+
+
+
+# --------------------------------------------------------------------------
+def student_notebook(solved: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student version of a solved notebook, made with nbgrader's preprocessors.
+
+    The same preprocessors, in the same order, as ``nbgrader generate_assignment``
+    (minus the database): lock cells, clear solutions, clear outputs, clear
+    hidden tests and mark schemes, then checksum the graded cells.
+    """
+    from nbgrader.preprocessors import (
+        ClearHiddenTests,
+        ClearMarkScheme,
+        ClearOutput,
+        ClearSolutions,
+        ComputeChecksums,
+        LockCells,
+    )
+
+    nb = copy.deepcopy(solved)
+    resources: dict = {}
+    for pp in (
+        LockCells(),
+        ClearSolutions(),
+        ClearOutput(),
+        ClearHiddenTests(),
+        ClearMarkScheme(),
+        ComputeChecksums(),
+    ):
+        nb, resources = pp.preprocess(nb, resources)
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def _write_if_changed(path: Path, text: str, check: bool) -> bool:
+    """Write ``text`` to ``path`` unless identical; return True if it was stale."""
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old == text:
+        return False
+    if not check:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return True
+
+
+def clean_solved_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The solved notebook as committed: no outputs, no execution counts."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def sync(check: bool = False, url: str | None = None) -> list[Path]:
+    """Regenerate every student file from ``solutions/``, and what the repository URL decides.
+
+    ``url`` (default: ``[project.urls] Repository`` of ``pyproject.toml``) goes into every notebook's
+    Colab cell (solved and student) and the README's Colab/Binder badges.
+    Returns the files that were stale. With ``check=True`` nothing is written.
+    """
+    from labkit_course.colab import readme_with_badges, repository_url, set_colab_cell
+
+    url = url or repository_url()
+    stale: list[Path] = []
+    readme = REPO / "README.md"
+    if readme.exists():
+        text = readme.read_text(encoding="utf-8")
+        if _write_if_changed(readme, readme_with_badges(text, url, available_labs()), check):
+            stale.append(readme)
+    for lab in available_labs():
+        solution = (SOLUTIONS / "labkit" / f"{lab.module}.py").read_text(encoding="utf-8")
+        target = REPO / "labkit" / f"{lab.module}.py"
+        if _write_if_changed(target, stub_source(solution, lab.module), check):
+            stale.append(target)
+
+        solved_path = SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb"
+        solved = nbformat.read(solved_path, as_version=4)
+        set_colab_cell(solved, url, lab)
+        cleaned = nbformat.writes(clean_solved_notebook(solved)) + "\n"
+        if _write_if_changed(solved_path, cleaned, check):
+            stale.append(solved_path)
+        target = REPO / "notebooks" / f"{lab.notebook}.ipynb"
+        text = nbformat.writes(student_notebook(solved)) + "\n"
+        if _write_if_changed(target, text, check):
+            stale.append(target)
+    return stale
