@@ -45,11 +45,17 @@ class Quadratic(nn.Module):
         return 0.5 * torch.einsum("nchw,kchw->nk", x**2, self.weight)
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+
+
 def tiny_cnn(activation=nn.ReLU, inplace=False, seed=0, num_classes=6, scale=1.0) -> nn.Module:
     """A small frozen CNN: conv-act-conv-act-pool-linear, deterministic for a seed.
 
+    ``activation`` is a module class or its name in :data:`ACTIVATIONS` (``"relu6"``).
     ``features`` (the second activation's output, (N,8,H/2,W/2)) is a good Grad-CAM layer.
     """
+    if isinstance(activation, str):
+        activation = ACTIVATIONS[activation]
     torch.manual_seed(seed)
     net = nn.Sequential()
     net.add_module("conv1", nn.Conv2d(3, 8, 3, padding=1))
