@@ -318,3 +318,7 @@ def robust_raises_logit(fn):
 
 visualize_class_robust = Exercise("classviz", "visualize_class_robust",
                                   [robust_matches_loop, robust_deterministic, robust_raises_logit])
+
+
+#: Every exercise of the lab, in notebook order.
+EXERCISES = [jitter, blur, class_visualization_step, visualize_class, visualize_class_robust]
