@@ -1,15 +1,17 @@
-"""The ``labkit`` command.
+"""The ``labkit-course`` command (also installed as ``labkit``): the instructor's and maintainer's tools.
 
-    labkit sync [--check]        regenerate student files from solutions/ (--check: fail if stale)
-    labkit run [--labs 1,3] [--quick] [--out build/run]
-                                 execute the solved notebooks headless, offline; report time and memory
-    labkit course build DIR [--labs 1,3] [--no-generate] [--cell-timeout S]
-                                 write an nbgrader course (source/, nbgrader_config.py, release/, gradebook.db)
-    labkit grade COURSE LAB [--workers N] [--students a,b] [--cell-timeout S] [--timeout S]
-                 [--memory-mb M] [--no-feedback] [--csv FILE]
-                                 autograde every submission of a lab, sandboxed; feedback; summary table
-    labkit gradescope LAB SUBMISSION [--out results.json]
-                                 run a lab's public checks on a submission, write Gradescope's results.json
+    labkit-course sync [--check]     regenerate student files from solutions/ (--check: fail if stale)
+    labkit-course run [--labs 1,3] [--quick] [--out build/run]
+                                     execute the solved notebooks headless, offline; report time and memory
+    labkit-course course build DIR [--labs 1,3] [--no-generate] [--cell-timeout S]
+                                     write an nbgrader course (source/, nbgrader_config.py, release/, gradebook.db)
+    labkit-course grade COURSE LAB [--workers N] [--students a,b] [--sandbox require|fallback]
+                 [--cell-timeout S] [--timeout S] [--memory-mb M] [--no-feedback] [--csv FILE]
+                                     autograde every submission of a lab: sandboxed, judged, summarized
+    labkit-course gradescope build LAB [--out autograder.zip]
+                                     Gradescope's autograder.zip for a lab (the same judge)
+    labkit-course gradescope run [--root /autograder]
+                                     what the zip's run_autograder runs on Gradescope
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_course(args) -> int:
-    from labkit.grading import assignment_id, build_course
+    from labkit_course.build import assignment_id, build_course
 
     labs = _labs(args.labs)
     if not labs:
@@ -98,13 +100,17 @@ def cmd_course(args) -> int:
 def cmd_grade(args) -> int:
     import pandas as pd
 
-    from labkit.grading import Limits, grade
+    from labkit_course.grading import grade
+    from labkit_course.sandbox import Limits, SandboxUnavailable
 
     limits = Limits(cell_timeout=args.cell_timeout, wall_timeout=args.timeout, memory_mb=args.memory_mb)
     students = [s for s in args.students.split(",") if s] if args.students else None
     lab = int(args.lab) if args.lab.isdigit() else args.lab.removeprefix("lab")
-    table = grade(Path(args.course), lab, workers=args.workers, students=students, limits=limits,
-                  feedback=not args.no_feedback)
+    try:
+        table = grade(Path(args.course), lab, workers=args.workers, students=students, limits=limits,
+                      feedback=not args.no_feedback, sandbox_mode=args.sandbox)
+    except SandboxUnavailable as exc:
+        raise SystemExit(f"error: {exc}") from None
     if table.empty:
         print("no submissions found (expected submitted/<student>/lab<N>/)")
         return 1
@@ -118,6 +124,7 @@ def cmd_grade(args) -> int:
     if args.csv:
         table.to_csv(args.csv)
         print(f"summary written to {args.csv}")
+    print(f"summary also in {Path(args.course) / 'reports' / ('lab' + str(lab) + '.csv')}")
     counts = table["status"].value_counts().to_dict()
     print("\n" + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     return 0
@@ -125,15 +132,21 @@ def cmd_grade(args) -> int:
 
 def cmd_gradescope(args) -> int:
     from labkit.labs import LABS
-    from labkit.grading import gradescope
+    from labkit_course import gradescope
 
-    results = gradescope(LABS[int(args.lab)], Path(args.submission), Path(args.out))
-    print(f"score {results['score']:g} -> {args.out}")
+    if args.action == "build":
+        if not args.lab.isdigit() or int(args.lab) not in LABS:
+            raise SystemExit(f"no lab {args.lab!r}; labs are {sorted(LABS)}")
+        out = gradescope.build_zip(int(args.lab), Path(args.out))
+        print(f"Gradescope autograder for lab {args.lab} written to {out}: upload it as the assignment's autograder")
+        return 0
+    results = gradescope.run_autograder(Path(args.root), sandbox_mode=args.sandbox)
+    print(f"score {results['score']:g} -> {Path(args.root) / 'results' / 'results.json'}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labkit", description="Course tools for the labkit labs.")
+    parser = argparse.ArgumentParser(prog="labkit-course", description="Instructor and maintainer tools of the labkit course.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sync", help="regenerate student files from solutions/")
@@ -146,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build/run", help="where to write executed notebooks")
     p.set_defaults(func=cmd_run)
 
-    from labkit.grading import Limits
+    from labkit_course.build import DEFAULT_CELL_TIMEOUT
+    from labkit_course.sandbox import MODES, Limits
 
     p = sub.add_parser("course", help="build an nbgrader course from the repo")
     csub = p.add_subparsers(dest="action", required=True)
@@ -154,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("dir", help="the course directory (created if missing; rebuilding keeps the gradebook)")
     b.add_argument("--labs", help="comma-separated lab numbers (default: all available)")
     b.add_argument("--no-generate", action="store_true", help="don't run nbgrader generate_assignment")
-    b.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout,
-                   help=f"per-cell timeout written to nbgrader_config.py (default {Limits.cell_timeout} s)")
+    b.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
+                   help=f"per-cell timeout written to nbgrader_config.py (default {DEFAULT_CELL_TIMEOUT} s)")
     b.set_defaults(func=cmd_course)
 
     p = sub.add_parser("grade", help="autograde every submission of a lab (sandboxed, in parallel)")
@@ -168,13 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory limit per submission")
     p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     p.add_argument("--csv", help="also write the summary table to this CSV file")
+    p.add_argument("--sandbox", choices=MODES, default="require",
+                   help="require (default): refuse to grade without bubblewrap; fallback: grade with resource "
+                        "limits only, and say so in every report")
     p.set_defaults(func=cmd_grade)
 
-    p = sub.add_parser("gradescope", help="grade one submission with the public checks; write results.json")
-    p.add_argument("lab", help="lab number")
-    p.add_argument("submission", help="directory with labkit/<module>.py (or the file itself)")
-    p.add_argument("--out", default="results.json", help="where to write results.json")
-    p.set_defaults(func=cmd_gradescope)
+    p = sub.add_parser("gradescope", help="Gradescope: build the autograder zip, or run it")
+    gsub = p.add_subparsers(dest="action", required=True)
+    b = gsub.add_parser("build", help="write autograder.zip for a lab")
+    b.add_argument("lab", help="lab number")
+    b.add_argument("--out", default="autograder.zip", help="where to write the zip (default autograder.zip)")
+    b.set_defaults(func=cmd_gradescope)
+    r = gsub.add_parser("run", help="judge /autograder/submission and write results/results.json")
+    r.add_argument("--root", default="/autograder", help="the autograder tree (default /autograder)")
+    r.add_argument("--sandbox", choices=MODES, default="require", help="require (default) or fallback")
+    r.set_defaults(func=cmd_gradescope)
     return parser
 
 

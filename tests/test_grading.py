@@ -1,27 +1,31 @@
-"""The instructor grading pipeline (labkit.grading), end to end on a tiny fake lab.
+"""Autograding a class (labkit_course.grading), end to end on a tiny fake lab, cheats included.
 
-The fake "toy" lab (tests/grading_samples/toy_lab.py) needs no torch, so one
-submission autogrades in seconds; the samples cover every case of issue 7.
+The fake "toy" lab (tests/grading_samples/toy_lab.py) needs no torch, so one submission
+autogrades in seconds. Its samples cover honest work, mistakes, resource abuse and attacks on the
+grading itself; each has exact expected grades.
 """
 import hashlib
 import json
 import os
-import shutil
+import sqlite3
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from labkit import grading
-from labkit.course import stub_source, student_notebook
+from labkit_course import build, gradescope, grading, sandbox
+from labkit_course.sync import stub_source, student_notebook
+from tests.grading_samples.toy_lab import (EXPECTED, MARKER, SOLUTION, TOY, make_repo, make_submissions,
+                                           solved_notebook)
 
-sys.path.insert(0, str(Path(__file__).parent))
-from grading_samples.toy_lab import EXPECTED, SOLUTION, TOY, make_repo, make_submissions, solved_notebook  # noqa: E402
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sandbox.bwrap() is None, reason=(
+    "bubblewrap (bwrap) is missing or not working: the grading sandbox cannot be tested (apt-get install bubblewrap)"))]
 
 # Generous for a toy lab: under a loaded CI machine a kernel start alone can take seconds.
-LIMITS = grading.Limits(cell_timeout=20, wall_timeout=300, memory_mb=2048)
+LIMITS = sandbox.Limits(cell_timeout=20, wall_timeout=300, memory_mb=2048)
 
 
 def _tree_hash(path: Path) -> str:
@@ -33,10 +37,13 @@ def _tree_hash(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading")
-    repo = make_repo(root / "repo")
-    course = grading.build_course(root / "course", [TOY], repo=repo, cell_timeout=LIMITS.cell_timeout)
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("grading") / "repo")
+
+
+@pytest.fixture(scope="module")
+def course(repo):
+    course = build.build_course(repo.parent / "course", [TOY], repo=repo, cell_timeout=LIMITS.cell_timeout)
     make_submissions(course, "lab0")
     return course
 
@@ -51,12 +58,17 @@ def graded(course):
 def test_build_writes_an_nbgrader_course(course):
     config = (course / "nbgrader_config.py").read_text()
     assert "c.Autograde.exclude_overwriting = {'lab0': ['labkit/toy.py']}" in config
-    assert "labkit.grading.StderrToStdout" in config and "labkit.grading.HideHiddenTests" in config
+    assert "labkit_course.crash_tolerant_execute.CrashTolerantExecute" in config
     source = course / "source" / "lab0"
     assert (source / "00_toy.ipynb").exists()
     # the exercise module in source/ is already the student version: nbgrader copies .py verbatim
     assert (source / "labkit" / "toy.py").read_text() == stub_source(SOLUTION, "toy")
-    assert (course / "gradebook.db").exists()
+    meta = course / ".labkit"
+    assert oct(meta.stat().st_mode & 0o777) == "0o700"
+    assert (meta / "judge" / "reference" / "toy.py").read_text() == SOLUTION
+    assert (meta / "judge" / "hidden" / "toy.py").exists()
+    assert json.loads((meta / "course.json").read_text())["labs"]["lab0"]["cells"] == {
+        "test_scale": ["scale"], "test_total": ["total"]}
 
 
 def test_generate_assignment_gives_exactly_the_student_versions(course):
@@ -65,10 +77,37 @@ def test_generate_assignment_gives_exactly_the_student_versions(course):
     released = nbformat.read(release / "00_toy.ipynb", as_version=4)
     expected = student_notebook(solved_notebook())
     assert [c.source for c in released.cells] == [c.source for c in expected.cells]
-    text = json.dumps(released)
-    assert "HIDDEN TESTS" not in text and "hidden_seed" not in text and "additive identity" not in text
+    assert "additive identity" not in json.dumps(released)
+    assert not list(release.rglob("labkit_course*")) and not (release / ".labkit").exists()
     for path in release.rglob("*.py"):
         assert "### BEGIN SOLUTION" not in [line.strip() for line in path.read_text().splitlines()], path
+
+
+def test_autograde_gives_the_exact_grades(graded):
+    table, _ = graded
+    got = {s: (row["test_scale"], row["test_total"], row["status"]) for s, row in table.iterrows()}
+    assert got == EXPECTED
+    assert table["answer"].isna().all()  # written answers are left for a human grader
+
+
+def test_gradebook_survives_and_holds_the_same_grades(course, graded):
+    from nbgrader.api import Gradebook
+
+    with sqlite3.connect(course / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    build.ensure_bin_on_path()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "labkit") as gb:
+        for student, (scale, total, _) in EXPECTED.items():
+            scores = {g.name: g.auto_score for g in gb.find_submission_notebook("00_toy", "lab0", student).grades}
+            assert scores["test_scale"] == scale and scores["test_total"] == total, student
+            assert gb.find_grade("answer", "00_toy", "lab0", student).needs_manual_grade
+
+
+def test_the_gradebook_is_backed_up_before_a_batch(course, graded):
+    backups = sorted((course / ".labkit" / "backups").glob("gradebook-*.db"))
+    assert 1 <= len(backups) <= grading.KEEP_BACKUPS
+    with sqlite3.connect(backups[-1]) as db:
+        assert db.execute("SELECT count(*) FROM assignment").fetchone() == (1,)
 
 
 def test_parallel_kernels_share_the_cores(course, graded):
@@ -79,26 +118,6 @@ def test_parallel_kernels_share_the_cores(course, graded):
     assert f"LABKIT_THREADS = {max(1, (os.cpu_count() or 1) // 2)}" in printed
 
 
-def test_autograde_gives_the_exact_grades(graded):
-    table, _ = graded
-    got = {s: (row["test_scale"], row["test_total"], row["status"]) for s, row in table.iterrows()}
-    assert got == EXPECTED
-    # written answers are left for a human grader
-    assert table["answer"].isna().all()
-
-
-def test_gradebook_holds_the_same_grades(course, graded):
-    from nbgrader.api import Gradebook
-
-    grading._ensure_bin_on_path()
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "labkit") as gb:
-        for student, (scale, total, _) in EXPECTED.items():
-            sub = gb.find_submission_notebook("00_toy", "lab0", student)
-            scores = {g.name: g.auto_score for g in sub.grades}
-            assert scores["test_scale"] == scale and scores["test_total"] == total, student
-            assert gb.find_grade("answer", "00_toy", "lab0", student).needs_manual_grade
-
-
 def test_reasons_are_recorded(graded):
     table, _ = graded
     notes = table["notes"].to_dict()
@@ -107,9 +126,35 @@ def test_reasons_are_recorded(graded):
     assert "test cell 'test_scale' was edited" in notes["edit_test_cell"]
     assert "labkit/check/runner.py was edited" in notes["edit_helper"]
     assert "gradebook.db" in notes["reads_gradebook"]
-    assert "stderr" in notes["stderr_noise"]
     assert "kernel crashed in test cell 'test_total'" in notes["kernel_crash"]
-    assert "'test_scale' failed" in notes["huge_allocation"]  # the MemoryError is caught by the checks
+    for student, flagged in [("ctypes_peer", "ctypes"), ("ctypes_wipe", "ctypes"), ("frame_walker", "_getframe"),
+                             ("fork_bomb", "fork"), ("detached", "subprocess"), ("network", "socket")]:
+        assert "needs review" in notes[student] and flagged in notes[student], student
+
+
+def test_each_exercise_gets_a_verdict_that_says_what_failed(graded):
+    outcomes = {o.student: o for o in graded[0].attrs["outcomes"]}
+    verdict = lambda s, e: outcomes[s].verdicts[e]  # noqa: E731
+    assert verdict("perfect", "scale").passed and verdict("perfect", "total").passed
+    assert verdict("stub", "scale").message == "scale: not implemented yet"
+    assert verdict("partial", "total").failure == "value" and "wrong values" in verdict("partial", "total").message
+    assert verdict("infinite_loop", "total").failure == "timeout"
+    assert verdict("huge_allocation", "scale").failure == "crash" and "MemoryError" in verdict(
+        "huge_allocation", "scale").message
+    assert verdict("pickle_payload", "scale").failure == "type"
+    assert verdict("pickle_payload", "total").failure == "crash"  # its forged, pickled result is refused
+    assert verdict("sys_exit", "scale").failure == "crash" and "imported" in verdict("sys_exit", "scale").message
+    assert not verdict("monkeypatch", "scale").passed and not verdict("forged_results", "total").passed
+
+
+def test_attacks_leave_no_trace(course, graded):
+    import psutil
+
+    assert not (course.parent / MARKER).exists(), "a pickle from a submission was loaded"
+    sandbox_uids = range(61000, 61064)
+    leftovers = [p.info for p in psutil.process_iter(["pid", "name", "uids"])
+                 if p.info["uids"] and p.info["uids"].real in sandbox_uids]
+    assert not leftovers, f"processes of graded code survived: {leftovers[:5]}"
 
 
 def test_submissions_are_never_modified(course, graded):
@@ -117,17 +162,21 @@ def test_submissions_are_never_modified(course, graded):
     assert _tree_hash(course / "submitted") == before
 
 
-def test_feedback_has_no_hidden_tests_and_says_why(course, graded):
+def test_feedback_says_why_and_shows_no_hidden_material(course, graded):
     for student in EXPECTED:
         report = (course / "feedback" / student / "lab0" / "grading_report.html").read_text()
         assert f"status: <b>{EXPECTED[student][2]}</b>" in report
-        html = course / "feedback" / student / "lab0" / "00_toy.html"
-        if EXPECTED[student][2] != "failed":
-            text = html.read_text()
-            assert "hidden_seed" not in text and "randint" not in text, student
-    assert "Notebook does not appear to be JSON" in (
-        course / "feedback" / "malformed" / "lab0" / "grading_report.html").read_text()
-    assert "a hidden test failed" in (course / "feedback" / "partial" / "lab0" / "00_toy.html").read_text()
+        assert "randint" not in report and "labkit_course" not in report and "Call(" not in report
+    partial = (course / "feedback" / "partial" / "lab0" / "grading_report.html").read_text()
+    assert "PASS: scale: all 5 hidden cases passed" in partial and "FAIL: total" in partial
+    assert "could not be executed" in (course / "feedback" / "malformed" / "lab0" / "grading_report.html").read_text()
+
+
+def test_summary_csv_is_always_written(course, graded):
+    import pandas as pd
+
+    csv = pd.read_csv(course / "reports" / "lab0.csv", index_col="student")
+    assert set(csv.index) >= set(EXPECTED) and csv.loc["perfect", "auto_total"] == 5
 
 
 def test_sequential_regrade_matches_parallel(course, graded):
@@ -138,59 +187,77 @@ def test_sequential_regrade_matches_parallel(course, graded):
     assert again[cols].sort_index().equals(table.loc[subset, cols].sort_index())
 
 
+def test_a_failure_while_recording_costs_only_that_student(course, graded, monkeypatch):
+    real = grading.record
+
+    def flaky(course_, outcome, box):
+        if outcome.student == "partial":
+            raise RuntimeError("disk full")
+        return real(course_, outcome, box)
+
+    monkeypatch.setattr(grading, "record", flaky)
+    table = grading.grade(course, 0, students=["partial", "perfect"], limits=LIMITS, progress=False, feedback=False)
+    assert table.loc["partial", "status"] == "failed" and "disk full" in table.loc["partial", "notes"]
+    assert table.loc["perfect", "auto_total"] == 5
+
+
 def test_nbgrader_export_writes_a_csv(course, graded):
-    grading._nbgrader(course, "export", "--to", str(course / "grades.csv"))
     import pandas as pd
 
+    build.nbgrader(course, "export", "--to", str(course / "grades.csv"))
     grades = pd.read_csv(course / "grades.csv")
     perfect = grades[(grades.student_id == "perfect") & (grades.assignment == "lab0")]
     assert float(perfect["raw_score"].iloc[0]) == 5.0
     assert set(EXPECTED) <= set(grades.student_id)
 
 
-def test_hidden_seed_is_per_student_and_reproducible(monkeypatch):
-    a = grading._student_seed("s3cret", "lab1", "alice")
-    assert a == grading._student_seed("s3cret", "lab1", "alice")
-    assert a != grading._student_seed("s3cret", "lab1", "bob")
-    monkeypatch.setenv(grading.SEED_ENV, str(a))
-    assert grading.hidden_seed() == a
+def test_gradescope_zip_grades_on_a_fake_autograder_tree(course, repo, tmp_path):
+    """The zip's own run_autograder, on a temporary /autograder: the same judge, results.json from outside."""
+    zip_path = gradescope.build_zip(TOY, tmp_path / "autograder.zip", repo=repo)
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert {"setup.sh", "run_autograder", "lab/lab.json", "lab/secret", "lab/hidden/toy.py"} <= set(names)
+    assert not any(n.startswith("project/solutions") for n in names)
+    scores = {}
+    for student in ("perfect", "partial", "ctypes_peer"):
+        root = tmp_path / student
+        zipfile.ZipFile(zip_path).extractall(root / "source")
+        (root / "submission").mkdir()
+        (root / "submission" / "toy.py").write_bytes(
+            (course / "submitted" / student / "lab0" / "labkit" / "toy.py").read_bytes())
+        (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": f"{student}@uni"}]}))
+        env = dict(os.environ, AUTOGRADER_ROOT=str(root), LABKIT_AUTOGRADER_PYTHON=sys.executable)
+        subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=300,
+                       capture_output=True)
+        results = json.loads((root / "results" / "results.json").read_text())
+        scores[student] = results["score"]
+        assert sum(t["max_score"] for t in results["tests"]) == pytest.approx(5.0)
+    assert scores == {"perfect": 5.0, "partial": 2.0, "ctypes_peer": 0.0}
+    assert "flagged for review" in results["output"]
 
 
-def test_preprocessors_keep_stderr_and_hide_hidden_tests():
-    cell = nbformat.v4.new_code_cell("assert f()\n### BEGIN HIDDEN TESTS\nassert f(secret_input) == 42\n"
-                                     "### END HIDDEN TESTS\n")
-    cell.outputs = [
-        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: careful\n"),
-        nbformat.v4.new_output("error", ename="AssertionError", evalue="",
-                               traceback=["----> 3 assert f(secret_input) == 42"]),
-    ]
-    grading._stderr_to_stdout(cell)
-    assert cell.outputs[0]["name"] == "stdout" and "[stderr] UserWarning" in cell.outputs[0]["text"]
-    grading._scrub_hidden(cell)
-    assert "secret_input" not in json.dumps(cell)
-    assert "a hidden test failed" in cell.outputs[1]["evalue"]
+def test_grading_refuses_without_a_sandbox_unless_told(course, monkeypatch):
+    monkeypatch.setattr(sandbox, "bwrap", lambda: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+        grading.grade(course, 0, students=["perfect"], limits=LIMITS, progress=False, feedback=False)
+    table = grading.grade(course, 0, students=["perfect"], limits=LIMITS, progress=False, feedback=False,
+                          sandbox_mode="fallback")
+    assert table.loc["perfect", "auto_total"] == 5 and "NOT SANDBOXED" in table.loc["perfect", "notes"]
 
 
-def test_gradescope_results_json(course, tmp_path):
-    repo = course.parent / "repo"
-    partial = course / "submitted" / "partial" / "lab0"
-    results = grading.gradescope(TOY, partial, tmp_path / "results.json", repo=repo)
-    assert json.loads((tmp_path / "results.json").read_text()) == results
-    by_name = {t["name"]: t for t in results["tests"]}
-    assert len(by_name) == 3  # one per public check
-    assert sum(t["max_score"] for t in results["tests"]) == pytest.approx(5.0)  # the notebook's points
-    assert results["score"] == pytest.approx(2.0)  # scale right (2 points), total wrong (3 points)
-    assert all(t["visibility"] == "visible" for t in results["tests"])
+def test_student_seed_is_per_student_and_reproducible():
+    a = grading.student_seed("s3cret", "lab1", "alice")
+    assert a == grading.student_seed("s3cret", "lab1", "alice")
+    assert a != grading.student_seed("s3cret", "lab1", "bob") != grading.student_seed("other", "lab1", "alice")
 
 
 def test_cli_has_course_grade_and_gradescope_commands():
-    from labkit.cli import build_parser
+    from labkit_course.cli import build_parser
 
     parser = build_parser()
     args = parser.parse_args(["course", "build", "/tmp/c", "--labs", "1,3"])
     assert args.func.__name__ == "cmd_course" and args.labs == "1,3"
     args = parser.parse_args(["grade", "/tmp/c", "1", "--workers", "2", "--csv", "s.csv"])
-    assert args.func.__name__ == "cmd_grade" and args.workers == 2 and args.cell_timeout == grading.Limits.cell_timeout
-    args = parser.parse_args(["gradescope", "1", "sub", "--out", "r.json"])
-    assert args.func.__name__ == "cmd_gradescope"
+    assert args.func.__name__ == "cmd_grade" and args.workers == 2 and args.sandbox == "require"
+    assert parser.parse_args(["gradescope", "build", "1", "--out", "a.zip"]).action == "build"
+    assert parser.parse_args(["gradescope", "run", "--root", "/tmp/a"]).root == "/tmp/a"
     assert parser.parse_args(["sync", "--check"]).check

@@ -9,13 +9,13 @@ torch, so autograding one submission takes a few seconds.
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from labkit.course import REPO, Lab
+from labkit.labs import Lab
+from labkit_course.repo import REPO
 
 TOY = Lab(0, "00_toy", "toy", "Toy lab")
 
@@ -66,6 +66,28 @@ def sums_small(fn):
 
 scale = Exercise("toy", "scale", [scales_small, scales_empty])
 total = Exercise("toy", "total", [sums_small])
+
+EXERCISES = [scale, total]
+'''
+
+HIDDEN = '''\
+"""Hidden tests of the toy lab: random lists; the reference gives the answers."""
+from labkit_course.judge import Call, Case
+
+EXERCISES = ("scale", "total")
+
+
+def scale(rng):
+    cases = []
+    for _ in range(5):
+        xs, k = [rng.randint(-50, 50) for _ in range(rng.randint(1, 8))], rng.randint(-9, 9)
+        cases.append(Case([Call((xs, k), timeout=5)], describe=f"a list of {len(xs)} numbers"))
+    return cases
+
+
+def total(rng):
+    return [Case([Call(([rng.randint(-50, 50) for _ in range(n)],), timeout=5)], describe=f"a list of {n} numbers")
+            for n in (rng.randint(0, 8) for _ in range(5))]
 '''
 
 POINTS = {"test_scale": 2.0, "test_total": 3.0, "answer": 1.0}
@@ -83,29 +105,8 @@ def solved_notebook() -> nbformat.NotebookNode:
         new_code_cell("import os\nfrom labkit import check\nimport labkit.check.toy\nfrom labkit.toy import scale, total\n"
                       "print('LABKIT_THREADS =', os.environ.get('LABKIT_THREADS'))",
                       metadata=_meta(locked=True, grade_id="setup")),
-        new_code_cell(textwrap.dedent("""\
-            assert check.toy.scale()
-            ### BEGIN HIDDEN TESTS
-            import random
-            from labkit.grading import hidden_seed
-            rng = random.Random(hidden_seed())
-            for _ in range(5):
-                xs = [rng.randint(-50, 50) for _ in range(rng.randint(1, 8))]
-                k = rng.randint(-9, 9)
-                assert scale(xs, k) == [k * x for x in xs], "scale() is wrong on random inputs"
-            ### END HIDDEN TESTS"""),
-            metadata=_meta(grade=True, locked=True, points=2, grade_id="test_scale")),
-        new_code_cell(textwrap.dedent("""\
-            assert check.toy.total()
-            ### BEGIN HIDDEN TESTS
-            import random
-            from labkit.grading import hidden_seed
-            rng = random.Random(hidden_seed() + 1)
-            for _ in range(5):
-                xs = [rng.randint(-50, 50) for _ in range(rng.randint(0, 8))]
-                assert total(xs) == sum(xs), "total() is wrong on random inputs"
-            ### END HIDDEN TESTS"""),
-            metadata=_meta(grade=True, locked=True, points=3, grade_id="test_total")),
+        new_code_cell("assert check.toy.scale()", metadata=_meta(grade=True, locked=True, points=2, grade_id="test_scale")),
+        new_code_cell("assert check.toy.total()", metadata=_meta(grade=True, locked=True, points=3, grade_id="test_total")),
         new_markdown_cell("Why does `total([])` return 0?", metadata=_meta(locked=True, grade_id="question")),
         new_markdown_cell("Because the sum of nothing is the additive identity, 0.",
                           metadata=_meta(grade=True, solution=True, points=1, grade_id="answer")),
@@ -127,6 +128,8 @@ def make_repo(dest: Path) -> Path:
         if old.stem in {"saliency", "adversarial", "classviz", "noise", "robust_features"}:
             old.unlink()
     (dest / "solutions" / "labkit" / "toy.py").write_text(SOLUTION)
+    (dest / "labkit_course" / "hidden").mkdir(parents=True)
+    (dest / "labkit_course" / "hidden" / "toy.py").write_text(HIDDEN)
     nbformat.write(solved_notebook(), dest / "solutions" / "notebooks" / "00_toy.ipynb")
     return dest
 
@@ -160,6 +163,139 @@ SNOOP = _solution_body().replace(
     '    import glob\n    for path in glob.glob("../../../*.db"):\n        open(path, "rb").read()\n'
     '    return [k * x for x in xs]\n')
 
+# Hostile samples: each attacks the grading itself. <course> and <marker> are filled in per course.
+CTYPES_PEER = '''\
+import ctypes
+
+_libc = ctypes.CDLL(None)
+_buf = ctypes.create_string_buffer(1 << 16)
+_fd = _libc.open(b"<course>/submitted/perfect/lab0/labkit/toy.py", 0)
+_peer = {}
+if _fd >= 0:  # another student's module, read through libc around Python's audit hooks
+    _n = _libc.read(_fd, _buf, 1 << 16)
+    exec(_buf.raw[:_n].decode(), _peer)
+
+
+def scale(xs, k):
+    return _peer["scale"](xs, k)
+
+
+def total(xs):
+    return _peer["total"](xs)
+'''
+CTYPES_WIPE = '''\
+import ctypes
+
+_libc = ctypes.CDLL(None)
+for _path in (b"<course>/gradebook.db", b"../../../gradebook.db"):
+    _fd = _libc.open(_path, 1)  # O_WRONLY: 4 KB of zeros over the gradebook's header
+    if _fd >= 0:
+        _libc.write(_fd, b"\\0" * 4096, 4096)
+        _libc.close(_fd)
+''' + _solution_body()
+MONKEYPATCH = '''\
+import sys
+
+import numpy.testing
+
+numpy.testing.assert_allclose = lambda *args, **kwargs: None  # every comparison "passes"
+_runner = sys.modules.get("labkit." + "check.runner")
+if _runner is not None:
+    _runner.Report.__bool__ = lambda self: True
+    _runner.Report.passed = property(lambda self: True)
+
+
+def scale(xs, k):
+    return []
+
+
+def total(xs):
+    return 0
+'''
+FRAME_WALKER = '''\
+import sys
+
+
+def _steal(*names):
+    frame = sys._getframe(1)
+    while frame is not None:  # up into whoever called us: the checks, the judge
+        for name in names:
+            if name in frame.f_locals:
+                return frame.f_locals[name]
+        frame = frame.f_back
+    return None
+
+
+def scale(xs, k):
+    return _steal("expected", "_expected", "reference")
+
+
+def total(xs):
+    return _steal("expected", "_expected", "reference")
+'''
+PICKLE_PAYLOAD = '''\
+import json
+import os
+import sys
+
+import numpy as np
+
+
+class _Payload:
+    def __reduce__(self):  # runs open(marker, "w") wherever this is unpickled
+        return (open, ("<marker>", "w"))
+
+
+def scale(xs, k):
+    return np.array([_Payload()], dtype=object)
+
+
+def total(xs):
+    out = sys.argv[2] if len(sys.argv) > 2 else None
+    if out and os.path.isdir(out):  # forge this call's result as a pickle, then vanish before the worker writes
+        index = max(int(n.split("_")[0]) for n in os.listdir(out) if n[0].isdigit()) + 1
+        np.save(os.path.join(out, "payload.npy"), np.array([_Payload()], dtype=object), allow_pickle=True)
+        os.replace(os.path.join(out, "payload.npy"), os.path.join(out, "%d_0.npz" % index))
+        with open(os.path.join(out, "%d_0.json" % index), "w") as f:
+            json.dump({"value": {"$": "array", "key": "arr_0"}}, f)
+        os._exit(0)
+    return sum(xs)
+'''
+FORGED_RESULTS = '''\
+import json
+import os
+import sys
+
+_out = sys.argv[2] if len(sys.argv) > 2 else None
+if _out and os.path.isdir(_out):  # fill in every result before the worker runs anything
+    for _c in range(40):
+        with open(os.path.join(_out, "%d_0.json" % _c), "w") as _f:
+            json.dump({"value": 0}, _f)
+        os.chmod(os.path.join(_out, "%d_0.json" % _c), 0o444)
+    os.symlink("<course>/gradebook.db", os.path.join(_out, "0_0.npz"))
+
+
+def scale(xs, k):
+    return [k * x for x in xs][:-1]
+
+
+def total(xs):
+    return 0
+'''
+FORK_BOMB = _solution_body().replace(
+    "    return [k * x for x in xs]\n",
+    "    import os\n    while True:\n        os.fork()\n")
+DETACHED = _solution_body().replace(
+    "    return [k * x for x in xs]\n",
+    "    import subprocess\n    subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+    "    return [k * x for x in xs]\n")
+NETWORK = _solution_body().replace(
+    "    return [k * x for x in xs]\n",
+    "    import socket\n    for host in ('127.0.0.1', '8.8.8.8'):\n        try:\n"
+    "            socket.create_connection((host, 53), timeout=2).close()\n            return []\n"
+    "        except OSError:\n            pass\n    return [k * x for x in xs]\n")
+SYSEXIT = "raise SystemExit('no grading for you')\n" + _solution_body()
+
 #: student -> expected (auto score of test_scale, of test_total, status)
 EXPECTED = {
     "perfect": (2.0, 3.0, "graded"),
@@ -174,12 +310,31 @@ EXPECTED = {
     "huge_allocation": (0.0, 3.0, "graded"),
     "reads_gradebook": (0.0, 0.0, "flagged"),
     "kernel_crash": (2.0, 0.0, "graded"),
+    "ctypes_peer": (0.0, 0.0, "flagged"),
+    "ctypes_wipe": (0.0, 0.0, "flagged"),
+    "monkeypatch": (0.0, 0.0, "graded"),
+    "frame_walker": (0.0, 0.0, "flagged"),
+    "pickle_payload": (0.0, 0.0, "graded"),
+    "forged_results": (0.0, 0.0, "flagged"),  # it names the gradebook
+    "fork_bomb": (0.0, 0.0, "flagged"),
+    "detached": (0.0, 0.0, "flagged"),
+    "network": (0.0, 0.0, "flagged"),
+    "sys_exit": (0.0, 0.0, "graded"),
 }
+#: where the pickle payload would leave its mark if anything unpickled it
+MARKER = "labkit-pickle-payload-ran"
 
 
 def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = None) -> list[str]:
-    """Write ``submitted/<student>/<aid>/`` for every sample, from ``release/<aid>``."""
+    """Write ``submitted/<student>/<aid>/`` for every sample, from ``release/<aid>``.
+
+    The hostile samples know the course's real path, as a determined student could."""
     course = Path(course)
+    hostile = {name: text.replace("<course>", str(course)).replace("<marker>", str(course.parent / MARKER))
+               for name, text in (
+        ("ctypes_peer", CTYPES_PEER), ("ctypes_wipe", CTYPES_WIPE), ("monkeypatch", MONKEYPATCH),
+        ("frame_walker", FRAME_WALKER), ("pickle_payload", PICKLE_PAYLOAD), ("forged_results", FORGED_RESULTS))}
+    hostile.update(fork_bomb=FORK_BOMB, detached=DETACHED, network=NETWORK, sys_exit=SYSEXIT)
     release = course / "release" / aid
     names = only or list(EXPECTED)
     for name in names:
@@ -196,7 +351,7 @@ def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = N
         source = {
             "perfect": _solution_body(), "partial": PARTIAL, "hardcoded": HARDCODED,
             "infinite_loop": LOOP, "stderr_noise": NOISY, "huge_allocation": HUGE,
-            "reads_gradebook": SNOOP, "edit_helper": HARDCODED, "kernel_crash": CRASH,
+            "reads_gradebook": SNOOP, "edit_helper": HARDCODED, "kernel_crash": CRASH, **hostile,
         }.get(name)
         if source is not None:
             module.write_text(source)
