@@ -20,8 +20,33 @@ import torch.nn.functional as F
 from labkit.models import NetworkRequired, offline
 
 
+def _package_file(package: str, relative: str) -> Path | None:
+    """A data file inside an installed package, found without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / relative
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+# The sample photos are read straight from the files scikit-image and scikit-learn ship, with PIL (as
+# both libraries do): importing them would cost a kernel some 100 MB (scipy, imageio) for 7 pictures.
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load():
+        for ext in ("png", "jpg"):
+            path = _package_file("skimage", f"data/{name}.{ext}")
+            if path is not None:
+                return _read_image(path)
         from skimage import data
 
         return getattr(data, name)()
@@ -31,6 +56,9 @@ def _skimage(name: str) -> Callable[[], np.ndarray]:
 
 def _sklearn(filename: str) -> Callable[[], np.ndarray]:
     def load():
+        path = _package_file("sklearn", f"datasets/images/{filename}")
+        if path is not None:
+            return _read_image(path)
         from sklearn.datasets import load_sample_image
 
         return load_sample_image(filename)
@@ -265,3 +293,26 @@ def load_cifar10(split: str = "train", root="~/.cache/labkit/cifar10",
         data, targets = data[:limit], targets[:limit]
     x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).float().div_(255)
     return x.contiguous(), torch.tensor(targets, dtype=torch.long)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """CIFAR-style augmentation of a batch: a random translation and a random horizontal flip.
+
+    Each image (N,3,H,W) in [0,1] is reflection-padded by ``max(1, H // 8)`` pixels, cropped
+    back to H x W at a random offset (up to that many pixels each way), and mirrored left-right
+    with probability 1/2. All draws come from ``generator``, in that order (row offsets, column
+    offsets, flips), so a seeded generator gives the same batch. Not for digits: a flipped 2 is
+    not a 2.
+    """
+    n, _, h, w = images.shape
+    pad = max(1, h // 8)
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = dy.view(n, 1) + torch.arange(h).view(1, h)  # (n, h)
+    cols = dx.view(n, 1) + torch.arange(w).view(1, w)  # (n, w)
+    out = padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(images.shape[1]).view(1, -1, 1, 1),
+                 rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+    flip = torch.rand(n, generator=generator) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
