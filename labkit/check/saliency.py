@@ -88,12 +88,6 @@ def _close(actual, expected, what, rtol=1e-4, atol=1e-5):
     assert diff <= atol + rtol * scale, f"{what}: off by {diff:.3g} (largest value {scale:.3g})"
 
 
-def _captum_gradients(model, x, t):
-    from captum.attr import Saliency
-
-    return Saliency(model).attribute(x, target=t, abs=False)
-
-
 # --------------------------------------------------------------------------
 # input_gradients
 # --------------------------------------------------------------------------
@@ -107,7 +101,9 @@ def ig_linear(fn):
        hint="the model's weights don't require grad: make a copy of the images that does")
 def ig_cnn(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([2, 5])
-    _close(fn(model, x, t), _captum_gradients(model, x, t), "gradients")
+    from captum.attr import Saliency
+
+    _close(fn(model, x, t), Saliency(model).attribute(x, target=t, abs=False), "gradients")
 
 
 @check("leaves the input alone and returns a tensor that does not require grad", hint="x = images.detach().clone().requires_grad_(True)")
@@ -137,7 +133,9 @@ def gs_linear(fn):
 def gs_cnn(fn):
     model, x = tiny_cnn(), images(3, 12)
     t = torch.full((3,), 4)
-    _close(fn(model, x, 4), _captum_gradients(model, x, t).abs().amax(1), "saliency")
+    from captum.attr import Saliency
+
+    _close(fn(model, x, 4), Saliency(model).attribute(x, target=t).amax(1), "saliency")
 
 
 gradient_saliency = Exercise("saliency", "gradient_saliency", [gs_linear, gs_cnn])
@@ -147,19 +145,13 @@ gradient_saliency = Exercise("saliency", "gradient_saliency", [gs_linear, gs_cnn
 # --------------------------------------------------------------------------
 
 
-def _expected_smoothgrad(model, x, t, n, level, seed):
-    g = torch.Generator().manual_seed(seed)
-    sigma = (level * (x.amax((1, 2, 3)) - x.amin((1, 2, 3)))).view(-1, 1, 1, 1)
-    total = torch.zeros_like(x)
-    for _ in range(n):
-        total += _captum_gradients(model, x + torch.randn(x.shape, generator=g) * sigma, t).abs()
-    return (total / n).amax(1)
-
-
 @check("with noise_level=0 equals gradient saliency", hint="sigma = noise_level * (max - min) of each image")
 def sg_zero(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([1, 3])
-    _close(fn(model, x, t, n_samples=3, noise_level=0.0), _captum_gradients(model, x, t).abs().amax(1), "smoothgrad without noise")
+    from captum.attr import Saliency
+
+    _close(fn(model, x, t, n_samples=3, noise_level=0.0), Saliency(model).attribute(x, target=t).amax(1),
+           "smoothgrad without noise")
 
 
 @check("on a linear model the gradient is constant, so the map equals max_c |W[target]|")
@@ -171,8 +163,17 @@ def sg_linear(fn):
 @check("averages |gradient| over exactly the documented noise draws (seeded generator, per-image sigma)",
        hint="g = torch.Generator().manual_seed(seed); noise = torch.randn(images.shape, generator=g) * sigma, once per sample; mean of |grad|, then max over channels")
 def sg_exact(fn):
-    model, x, t = tiny_cnn(), images(2, 12), torch.tensor([0, 5])
-    _close(fn(model, x, t, n_samples=5, noise_level=0.2, seed=3), _expected_smoothgrad(model, x, t, 5, 0.2, 3), "smoothgrad")
+    # On the quadratic model the gradient at x + noise is w[t] * (x + noise): a closed form
+    # for each documented noise draw. The two images have different value ranges, so
+    # different sigmas.
+    model, t, n, level, seed = Quadratic(), torch.tensor([0, 3]), 5, 0.2, 3
+    x = images(2) * torch.tensor([1.0, 0.4]).view(2, 1, 1, 1)
+    g = torch.Generator().manual_seed(seed)
+    sigma = level * torch.tensor([float(x[0].max() - x[0].min()), float(x[1].max() - x[1].min())]).view(2, 1, 1, 1)
+    draws = torch.stack([torch.randn(x.shape, generator=g) for _ in range(n)])  # (n, N, 3, H, W)
+    mean_abs = (model.weight[t] * (x + draws * sigma)).abs().mean(0)
+    _close(fn(model, x, t, n_samples=n, noise_level=level, seed=seed), mean_abs.amax(1),
+           "smoothgrad of the quadratic model (gradient w x at each noisy copy)")
 
 
 @check("makes one batched forward pass per noise sample", hint="loop over samples, not over images")
@@ -226,24 +227,23 @@ integrated_gradients = Exercise("saliency", "integrated_gradients", [igr_quadrat
 # --------------------------------------------------------------------------
 
 
-def _captum_occlusion(model, x, t, window, stride, baseline=0.0):
-    from captum.attr import Occlusion
-
-    return Occlusion(model).attribute(x, target=t, sliding_window_shapes=(3, window, window),
-                                      strides=(3, stride, stride), baselines=baseline).mean(1)
-
-
 @check("matches captum.attr.Occlusion (averaged over channels) on a small CNN",
        hint="patches start at 0, stride, 2*stride, ...: ceil((H - window) / stride) + 1 per axis, the last clipped at the border")
 def occ_captum(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([3, 0])
-    _close(fn(model, x, t, window=4, stride=2), _captum_occlusion(model, x, t, 4, 2), "occlusion")
+    from captum.attr import Occlusion
+
+    theirs = Occlusion(model).attribute(x, target=t, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2), baselines=0.0)
+    _close(fn(model, x, t, window=4, stride=2), theirs.mean(1), "occlusion")
 
 
 @check("handles sizes the stride does not divide and a non-zero baseline")
 def occ_ragged(fn):
     model, x, t = tiny_cnn(), images(1, 11), torch.tensor([2])
-    _close(fn(model, x, t, window=5, stride=3, baseline=0.5), _captum_occlusion(model, x, t, 5, 3, 0.5), "occlusion on 11x11")
+    from captum.attr import Occlusion
+
+    theirs = Occlusion(model).attribute(x, target=t, sliding_window_shapes=(3, 5, 5), strides=(3, 3, 3), baselines=0.5)
+    _close(fn(model, x, t, window=5, stride=3, baseline=0.5), theirs.mean(1), "occlusion on 11x11")
 
 
 @check("gives the same answer whatever batch_size is")
@@ -259,26 +259,32 @@ occlusion = Exercise("saliency", "occlusion", [occ_captum, occ_ragged, occ_batch
 # --------------------------------------------------------------------------
 
 
-def _captum_gradcam(model, layer, x, t):
+def _upsampled(cam, x):
+    """A coarse (N,1,h,w) map, bilinearly upsampled to the images' size (N,H,W)."""
     import torch.nn.functional as F
-    from captum.attr import LayerGradCam
 
-    cam = LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=True)
     return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
 
 
 @check("matches Captum's LayerGradCam (ReLU'd, bilinearly upsampled) on a frozen CNN",
        hint="hook the layer's output A; weights = mean of dlogit/dA over (h,w); ReLU(sum_k w_k A_k); F.interpolate(..., mode='bilinear', align_corners=False)")
 def gc_captum(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([1, 5])
-    _close(fn(model, model.features, x, t), _captum_gradcam(model, model.features, x, t), "grad-cam")
+    from captum.attr import LayerGradCam
+
+    cam = LayerGradCam(model, model.features).attribute(x, target=t, relu_attributions=True)
+    _close(fn(model, model.features, x, t), _upsampled(cam, x), "grad-cam")
 
 
 @check("accepts the layer's name and leaves no hook behind", hint="remove the hook in a finally: block")
 def gc_name(fn):
     model, x = tiny_cnn(), images(1, 12)
     out = fn(model, "features", x, 2)
-    _close(out, _captum_gradcam(model, model.features, x, torch.tensor([2])), "grad-cam by layer name")
+    from captum.attr import LayerGradCam
+
+    cam = LayerGradCam(model, model.features).attribute(x, target=2, relu_attributions=True)
+    _close(out, _upsampled(cam, x), "grad-cam by layer name")
     hooks = sum(len(m._forward_hooks) + len(m._backward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     assert hooks == 0, f"{hooks} hook(s) left on the model"
 
