@@ -22,6 +22,7 @@ import time
 import torch
 
 from benchmarks.common import load_reference, notebook_budget, row
+from labkit import experiments
 
 
 def _peak_rss_mb() -> float:
@@ -42,7 +43,7 @@ def budgets(quick: bool = False) -> list[dict]:
         for seed in seeds:
             for mode in ("det", "rand"):
                 wall, cpu = time.perf_counter(), time.process_time()
-                r = rf.run_experiment("digits", mode, seed=seed, verbose=not quick, **tiny)
+                r = experiments.run_experiment("digits", mode, seed=seed, verbose=not quick, exercises=rf, **tiny)
                 timings.append((mode, time.perf_counter() - wall, time.process_time() - cpu))
                 results[mode].append(r["transfer_acc"])
         peak = _peak_rss_mb()

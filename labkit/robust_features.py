@@ -18,79 +18,23 @@ Four exercises:
 * :func:`evaluate`: accuracy.
 * :func:`per_class_accuracy`: the per-class table.
 
-Not an exercise: :func:`run_experiment` chains them with the lab's defaults.
+Not here: the lab's data, models, defaults, the whole experiment and the
+perceptibility judge live in :mod:`labkit.experiments`, which calls these four.
 
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models normalize
 inside and return logits.
 """
 from __future__ import annotations
 
-import importlib
 import numbers
-import time
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from labkit import validate
-
-MODES = ("det", "rand")
-
-#: The lab's defaults for each dataset (see the notebook for how they were chosen).
-#: ``step_size=None`` means ``eps / 5``, the paper's ratio (step 0.1 for eps 0.5).
-DEFAULTS = {
-    "digits": dict(
-        model="small_cnn", width=32, size=8,
-        epochs=20, lr=0.05, batch_size=64, augment=False,  # both trainings
-        eps=3.0, step_size=None, steps=50,  # targeted L2 PGD, [0,1] pixel units, 3x8x8 = 192 dims
-        attack_batch_size=512, train_limit=None, test_limit=None,
-        perturb=True, device=None,
-    ),
-    "cifar10": dict(
-        model="resnet9", width=64, size=32,
-        epochs=16, lr=0.1, batch_size=256, augment=True,
-        eps=0.5, step_size=None, steps=20,  # the paper: eps 0.5, step 0.1, 100 steps
-        attack_batch_size=512, train_limit=None, test_limit=None,
-        perturb=True, device=None, root="~/.cache/labkit/cifar10",
-    ),
-}
-
-
-def _seed(value, name: str = "seed") -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    return int(value)
-
-
-def _check_model(model) -> torch.nn.Module:
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    return model
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def lab2_pgd():
-    """Lab 2's ``pgd`` (``labkit.adversarial.pgd``, your own implementation), looked up at call time.
-
-    :func:`make_adversarial_dataset` calls it; if Lab 2's ``pgd`` is not done yet, the call
-    stops with a clear message instead of a NotImplementedError from this lab.
-    """
-    pgd = importlib.import_module("labkit.adversarial").pgd
-
-    def call(*args, **kwargs):
-        try:
-            return pgd(*args, **kwargs)
-        except NotImplementedError as exc:
-            raise RuntimeError("make_adversarial_dataset() uses pgd() from Lab 2, which is not implemented "
-                               "yet: finish pgd() in labkit/adversarial.py first") from exc
-
-    return call
+from labkit import data, validate
+from labkit.experiments import MODES, lab2_pgd
 
 
 def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, steps: int,
@@ -129,7 +73,7 @@ def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, label
         in [0,1], each within L2 distance ``eps`` of its original) and the
         LongTensor (N,) of targets, which are the new labels.
     """
-    model = _check_model(model)
+    model = validate.module(model)
     images = validate.images(images)
     mode = validate.choice(mode, "mode", MODES)
     eps = validate.positive(eps, "eps")
@@ -138,11 +82,11 @@ def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, label
     num_classes = validate.positive_int(num_classes, "num_classes")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2 (a target must differ from the label); got {num_classes}")
-    seed = _seed(seed)
+    seed = validate.integer(seed, "seed")
     batch_size = validate.positive_int(batch_size, "batch_size")
     if isinstance(labels, numbers.Integral) and not isinstance(labels, bool):
         raise TypeError(f"labels must be a LongTensor of shape ({len(images)},), one label per image; got an int")
-    logits = validate.num_classes(model, images[:1].to(_device(model)))
+    logits = validate.num_classes(model, images[:1].to(validate.device(model)))
     if logits != num_classes:
         raise ValueError(f"num_classes is {num_classes} but the model returns {logits} logits")
     labels = validate.targets(labels, len(images), num_classes, name="labels")
@@ -165,9 +109,10 @@ def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epoch
     BatchNorm needs two). The shuffling (and augmentation) comes from a private
     ``torch.Generator`` seeded with ``seed``, so the same model, data and seed
     give the same result. A tqdm progress bar shows the epochs. With ``augment``,
-    each batch goes through the helper ``_augment(x, generator)`` (written for you:
-    a random translation by up to H/8 pixels and a random horizontal flip), for
-    natural images like CIFAR-10 (not for digits: a flipped 2 is not a 2).
+    each batch goes through ``data.augment(x, generator)`` (``labkit.data`` is
+    imported for you; it applies a random translation by up to H/8 pixels and a
+    random horizontal flip), for natural images like CIFAR-10 (not for digits: a
+    flipped 2 is not a 2).
 
     Args:
         model: a classifier taking (N,3,H,W) images in [0,1] and returning logits.
@@ -182,13 +127,13 @@ def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epoch
     Returns:
         ``model``, trained, in eval mode.
     """
-    model = _check_model(model)
+    model = validate.module(model)
     images = validate.images(images)
     epochs = validate.positive_int(epochs, "epochs")
     lr = validate.positive(lr, "lr")
     batch_size = validate.positive_int(batch_size, "batch_size")
-    seed = _seed(seed)
-    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(_device(model))),
+    seed = validate.integer(seed, "seed")
+    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))),
                               name="labels")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (it is frozen); train a fresh one, "
@@ -200,32 +145,16 @@ def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epoch
     )
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to H/8 pixels (reflection padding) and random horizontal flip."""
-    n, _, h, w = x.shape
-    pad = max(1, h // 8)
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
-    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
-    out = padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(x.shape[1]).view(1, -1, 1, 1),
-                 rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
-    flip = torch.rand(n, generator=gen) < 0.5
-    out[flip] = out[flip].flip(-1)
-    return out
-
-
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels, batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` on ``(images, labels)``, a float in [0,1].
 
     Runs in eval mode without gradients, in batches of ``batch_size``; the model's
     train/eval mode is restored afterwards.
     """
-    model = _check_model(model)
+    model = validate.module(model)
     images = validate.images(images)
     batch_size = validate.positive_int(batch_size, "batch_size")
-    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(_device(model))),
+    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))),
                               name="labels")
     # YOUR CODE HERE
     raise NotImplementedError(
@@ -244,12 +173,12 @@ def per_class_accuracy(model: torch.nn.Module, images: torch.Tensor, labels, cla
         column ``"accuracy"`` (``correct / n``, NaN for a class with no image).
         Predictions are made in eval mode, as in :func:`evaluate`.
     """
-    model = _check_model(model)
+    model = validate.module(model)
     images = validate.images(images)
     class_names = list(class_names)
     if not class_names or not all(isinstance(c, str) for c in class_names):
         raise TypeError("class_names must be a non-empty sequence of strings, one per class")
-    logits = validate.num_classes(model, images[:1].to(_device(model)))
+    logits = validate.num_classes(model, images[:1].to(validate.device(model)))
     if logits != len(class_names):
         raise ValueError(f"class_names has {len(class_names)} names but the model returns {logits} logits")
     labels = validate.targets(labels, len(images), len(class_names), name="labels")
@@ -258,103 +187,3 @@ def per_class_accuracy(model: torch.nn.Module, images: torch.Tensor, labels, cla
         "per_class_accuracy() is not implemented yet: "
         "fill in its body in labkit/robust_features.py"
     )
-
-
-# --------------------------------------------------------------------------
-# The whole pipeline (not an exercise)
-# --------------------------------------------------------------------------
-def load_dataset(dataset: str, size: int = 8, root="~/.cache/labkit/cifar10", train_limit=None, test_limit=None):
-    """``((x_train, y_train), (x_test, y_test), class_names)`` for ``"digits"`` or ``"cifar10"``."""
-    from labkit import data
-
-    if dataset == "digits":
-        train, test, names = data.load_digits("train", size=size), data.load_digits("test", size=size), data.DIGIT_CLASSES
-    else:
-        train, test = data.load_cifar10("train", root, limit=train_limit), data.load_cifar10("test", root, limit=test_limit)
-        names = data.CIFAR10_CLASSES
-    if train_limit is not None:
-        train = (train[0][:train_limit], train[1][:train_limit])
-    if test_limit is not None:
-        test = (test[0][:test_limit], test[1][:test_limit])
-    return train, test, names
-
-
-def make_model(name: str, num_classes: int = 10, width: int = 32, seed: int = 0) -> torch.nn.Module:
-    """A fresh ``small_cnn`` or ``resnet9`` from :mod:`labkit.models`, initialized from ``seed``."""
-    from labkit import models
-
-    builders = {"small_cnn": models.small_cnn, "resnet9": models.resnet9}
-    validate.choice(name, "model", builders)
-    return builders[name](num_classes=num_classes, width=width, seed=seed)
-
-
-def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, verbose: bool = True,
-                   **overrides) -> dict:
-    """The whole experiment with the lab's defaults (:data:`DEFAULTS`), any of them overridden.
-
-    1. train a source model on the clean training set (``clean_acc``: its clean test accuracy);
-    2. build D_det or D_rand from the training set with :func:`make_adversarial_dataset`
-       (``attack_success``: how often the source model predicts the target);
-    3. train a fresh model on it and test it on the clean test set (``transfer_acc``).
-
-    With ``perturb=False`` step 2 keeps the clean images and only relabels them: the
-    leakage control (the new labels alone carry no information about the true class
-    under ``mode="rand"``, so the fresh model must sit at chance).
-
-    Args:
-        dataset: ``"digits"`` (offline) or ``"cifar10"`` (needs the network once).
-        mode: ``"det"`` or ``"rand"``.
-        seed: seeds the models' initialization, the shuffling and the random targets.
-        verbose: print one summary line.
-        overrides: any key of ``DEFAULTS[dataset]``, e.g. ``eps=1.0, steps=20, epochs=5``.
-
-    Returns:
-        A dict with ``clean_acc``, ``attack_success``, ``transfer_acc``, ``chance``,
-        ``seconds``, ``config`` and, for plots, ``source_model``, ``transfer_model``,
-        ``train`` / ``test`` (image, label) pairs, ``adv_images``, ``adv_labels`` and
-        ``class_names``.
-    """
-    validate.choice(dataset, "dataset", DEFAULTS)
-    validate.choice(mode, "mode", MODES)
-    seed = _seed(seed)
-    unknown = set(overrides) - set(DEFAULTS[dataset])
-    if unknown:
-        raise TypeError(f"unknown override(s) {sorted(unknown)}; choose among {sorted(DEFAULTS[dataset])}")
-    cfg = {**DEFAULTS[dataset], **overrides}
-    device = cfg["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
-    start = time.perf_counter()
-    (x_train, y_train), (x_test, y_test), names = load_dataset(
-        dataset, size=cfg["size"], root=cfg.get("root", ""), train_limit=cfg["train_limit"], test_limit=cfg["test_limit"])
-    c = len(names)
-
-    def train(model, x, y, run_seed):
-        return train_classifier(model.to(device), x, y, epochs=cfg["epochs"], lr=cfg["lr"],
-                                batch_size=cfg["batch_size"], seed=run_seed, augment=cfg["augment"])
-
-    source = train(make_model(cfg["model"], c, cfg["width"], seed), x_train, y_train, seed)
-    clean_acc = evaluate(source, x_test, y_test)
-    if cfg["perturb"]:
-        adv, targets = make_adversarial_dataset(source, x_train, y_train, eps=cfg["eps"], steps=cfg["steps"],
-                                                step_size=cfg["step_size"] or cfg["eps"] / 5, mode=mode,
-                                                num_classes=c, seed=seed,
-                                                batch_size=cfg["attack_batch_size"])
-    else:  # the control: the same new labels (same rule, same seed), but the images are left alone
-        _, targets = make_adversarial_dataset(source, x_train, y_train, eps=1e-6, steps=1, step_size=1e-6,
-                                              mode=mode, num_classes=c, seed=seed,
-                                              batch_size=cfg["attack_batch_size"])
-        adv = x_train.clone()
-    attack_success = evaluate(source, adv, targets)
-    fresh = train(make_model(cfg["model"], c, cfg["width"], seed + 1000), adv, targets, seed + 1000)
-    transfer_acc = evaluate(fresh, x_test, y_test)
-    result = dict(
-        dataset=dataset, mode=mode, seed=seed, clean_acc=clean_acc, attack_success=attack_success,
-        transfer_acc=transfer_acc, chance=1 / c, seconds=time.perf_counter() - start, config=cfg,
-        source_model=source, transfer_model=fresh, train=(x_train, y_train), test=(x_test, y_test),
-        adv_images=adv, adv_labels=targets, class_names=tuple(names),
-    )
-    if verbose:
-        print(f"{dataset} D_{mode}{'' if cfg['perturb'] else ' (control: no perturbation)'} seed {seed}: "
-              f"clean {clean_acc:.1%}, attack success {attack_success:.1%}, "
-              f"transfer {transfer_acc:.1%} (chance {1 / c:.0%}), {result['seconds']:.0f} s")
-    return result
-

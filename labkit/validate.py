@@ -132,3 +132,23 @@ def layer(model: torch.nn.Module, lyr) -> torch.nn.Module:
     if not any(m is lyr for m in model.modules()):
         raise ValueError(f"layer {type(lyr).__name__} is not a submodule of the model")
     return lyr
+
+
+def integer(value, name: str) -> int:
+    """Check that ``value`` is an int (any sign; a bool is refused) and return it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+    return int(value)
+
+
+def module(value, name: str = "model") -> torch.nn.Module:
+    """Check that ``value`` is a ``torch.nn.Module`` and return it."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module; got {type(value).__name__}")
+    return value
+
+
+def device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (the CPU for a model without any): where its inputs go."""
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")

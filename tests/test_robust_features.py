@@ -1,7 +1,7 @@
-"""Lab 5 (non-robust features): exercises, the pipeline, the data loaders and the small models.
+"""Lab 5 (non-robust features): the exercises, the data loaders and the small models.
 
-Everything runs on tiny images (4-8 px, CIFAR-shaped 32 px random tensors for the CIFAR-10
-path) and tiny models, so the whole file takes seconds.
+Everything runs on tiny images (4-8 px, CIFAR-shaped 32 px random tensors) and tiny models, so
+the whole file takes seconds. The experiment pipeline is tested in tests/test_experiments.py.
 """
 import copy
 import math
@@ -19,23 +19,10 @@ from tests.conftest import load_implementation
 EXERCISE_MODULE = "robust_features"
 
 
-ORIGINAL_LAB2_PGD = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast, and two threads on a shared, loaded CPU are ~30x slower."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def lab2_reference(impl):
     """Lab 5 reuses Lab 2's pgd: test it against Lab 2's *reference*, not the student's Lab 2."""
     reference_pgd = load_implementation("adversarial", "reference").pgd
-    ORIGINAL_LAB2_PGD[:] = [impl.lab2_pgd]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(impl, "lab2_pgd", lambda: reference_pgd)
         yield reference_pgd
@@ -151,18 +138,6 @@ def test_adversarial_dataset_bad_input(impl):
         impl.make_adversarial_dataset(model, images * 255, labels, eps=0.1, steps=1, step_size=0.1)
 
 
-def test_missing_lab2_gives_a_clear_error(impl, monkeypatch):
-    """With Lab 2's pgd still a stub, Lab 5 says so instead of blaming itself."""
-    import labkit.adversarial
-
-    def stub(*args, **kwargs):
-        raise NotImplementedError("pgd() is not implemented yet")
-
-    monkeypatch.setattr(labkit.adversarial, "pgd", stub)
-    with pytest.raises(RuntimeError, match="Lab 2"):
-        ORIGINAL_LAB2_PGD[0]()(BrightnessModel(10).eval(), torch.rand(2, 3, 4, 4), 0, eps=0.1, step_size=0.1, steps=1)
-
-
 # --------------------------------------------------------------------------
 # train_classifier
 # --------------------------------------------------------------------------
@@ -252,64 +227,6 @@ def test_per_class_accuracy_bad_input(impl):
 
 
 # --------------------------------------------------------------------------
-# The pipeline: digits, the leakage control, and the CIFAR-10 path on fake data
-# --------------------------------------------------------------------------
-TINY = dict(train_limit=120, test_limit=60, epochs=2, steps=3, width=4)
-
-
-@pytest.mark.exercise
-def test_run_experiment_digits_is_deterministic(impl):
-    a = impl.run_experiment("digits", "det", seed=0, verbose=False, **TINY)
-    b = impl.run_experiment("digits", "det", seed=0, verbose=False, **TINY)
-    for key in ("clean_acc", "attack_success", "transfer_acc"):
-        assert 0.0 <= a[key] <= 1.0
-        assert a[key] == b[key], key
-    assert a["chance"] == pytest.approx(0.1)
-    assert torch.equal(a["adv_labels"], (a["train"][1] + 1) % 10)
-    dist = (a["adv_images"] - a["train"][0]).flatten(1).norm(dim=1)
-    assert float(dist.max()) <= a["config"]["eps"] + 1e-4
-    assert not a["transfer_model"].training and not a["source_model"].training
-
-
-@pytest.mark.exercise
-def test_control_keeps_the_images(impl):
-    r = impl.run_experiment("digits", "rand", seed=1, verbose=False, perturb=False, **TINY)
-    assert torch.equal(r["adv_images"], r["train"][0])
-    assert bool((r["adv_labels"] != r["train"][1]).all())
-
-
-@pytest.mark.exercise
-def test_cifar10_path_end_to_end_on_fake_data(impl, monkeypatch):
-    gen = torch.Generator().manual_seed(0)
-    fake = {"train": (torch.rand(40, 3, 32, 32, generator=gen), torch.randint(0, 10, (40,), generator=gen)),
-            "test": (torch.rand(20, 3, 32, 32, generator=gen), torch.randint(0, 10, (20,), generator=gen))}
-    calls = []
-
-    def fake_cifar(split="train", root=None, limit=None):
-        calls.append(split)
-        x, y = fake[split]
-        return (x[:limit], y[:limit]) if limit else (x, y)
-
-    monkeypatch.setattr(data, "load_cifar10", fake_cifar)
-    r = impl.run_experiment("cifar10", "rand", seed=0, verbose=False, epochs=1, steps=2, width=4,
-                            batch_size=16, attack_batch_size=16, device="cpu")
-    assert sorted(calls) == ["test", "train"]
-    assert r["source_model"].name == "resnet9" and r["class_names"] == data.CIFAR10_CLASSES
-    assert r["adv_images"].shape == (40, 3, 32, 32)
-    assert float((r["adv_images"] - fake["train"][0]).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-4
-    assert 0.0 <= r["transfer_acc"] <= 1.0
-
-
-def test_run_experiment_bad_input(impl):
-    with pytest.raises(ValueError, match="dataset"):
-        impl.run_experiment("mnist")
-    with pytest.raises(ValueError, match="mode"):
-        impl.run_experiment("digits", "random")
-    with pytest.raises(TypeError, match="unknown override"):
-        impl.run_experiment("digits", "det", epsilon=1.0)
-
-
-# --------------------------------------------------------------------------
 # Shared additions: data loaders and small models
 # --------------------------------------------------------------------------
 def test_load_digits_split():
@@ -348,3 +265,14 @@ def test_checks_report_todo_on_a_stub(exercise):
 
     report = exercise(stub, verbose=False)
     assert not report.passed and report.results[0][0] == "TODO"
+
+
+def test_augment_is_a_seeded_shift_of_the_padded_image_possibly_mirrored():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(12, 3, 16, 16, generator=gen)
+    out = data.augment(images, torch.Generator().manual_seed(5))
+    assert torch.equal(out, data.augment(images, torch.Generator().manual_seed(5)))
+    padded = F.pad(images, (2, 2, 2, 2), mode="reflect")  # pad = 16 // 8
+    for x, y in zip(padded, out):
+        crops = [x[:, i:i + 16, j:j + 16] for i in range(5) for j in range(5)]
+        assert any(torch.equal(y, c) or torch.equal(y, c.flip(-1)) for c in crops)

@@ -1,0 +1,192 @@
+"""Lab 5's experiment pipeline (labkit.experiments, not an exercise): data, models, the judge, the whole run.
+
+The pipeline always runs on the *reference* exercises (and Lab 2's reference pgd) here: these
+tests check the machinery, whatever the student's file holds. Tiny images and models, seconds.
+"""
+import pytest
+import torch
+
+from labkit import data, experiments, models
+from tests.conftest import load_implementation
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """Lab 5's reference exercises, wired to Lab 2's reference pgd."""
+    rf = load_implementation("robust_features", "reference")
+    pgd = load_implementation("adversarial", "reference").pgd
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rf, "lab2_pgd", lambda: pgd)
+        yield rf
+
+
+# --------------------------------------------------------------------------
+# The perceptibility judge
+# --------------------------------------------------------------------------
+def _flat(levels, size=4):
+    return torch.as_tensor(levels, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, size, size).clone()
+
+
+@pytest.mark.parametrize("kind", experiments.JUDGE_KINDS)
+def test_judge_on_two_flat_classes_is_exact(kind):
+    """Dark images are class 0, bright ones class 1: a small brightening is invisible, a swap is not."""
+    judge = experiments.PerceptibilityJudge(_flat([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), torch.tensor([0, 0, 0, 1, 1, 1]),
+                                            kind=kind)
+    originals, labels, targets = _flat([0.2] * 10), torch.zeros(10, dtype=torch.long), torch.ones(10, dtype=torch.long)
+    small = judge.report(originals, originals + 0.1, labels, targets)
+    assert small == dict(clean_acc=1.0, keep=1.0, target=0.0, keep_ratio=1.0, rel_norm=pytest.approx(0.5),
+                         imperceptible=True)  # |0.1| / |0.2| per pixel
+    swapped = judge.report(originals, _flat([0.8] * 10), labels, targets)
+    assert (swapped["keep"], swapped["target"], swapped["imperceptible"]) == (0.0, 1.0, False)
+    assert swapped["rel_norm"] == pytest.approx(3.0)
+
+
+def test_judge_thresholds_are_inclusive():
+    """100 images, 2 of them pushed to look like the target: target 2% is still imperceptible; 3% is not."""
+    judge = experiments.PerceptibilityJudge(_flat([0.2, 0.8]), torch.tensor([0, 1]), kind="knn")
+    originals = _flat([0.2] * 100)
+    labels, targets = torch.zeros(100, dtype=torch.long), torch.ones(100, dtype=torch.long)
+    for moved, ok in ((2, True), (3, False)):
+        perturbed = originals.clone()
+        perturbed[:moved] = 0.8
+        r = judge.report(originals, perturbed, labels, targets)
+        assert r["target"] == pytest.approx(moved / 100) and r["keep_ratio"] == pytest.approx(1 - moved / 100)
+        assert r["imperceptible"] is ok
+    assert experiments.JUDGE_MIN_KEEP == 0.95 and experiments.JUDGE_MAX_TARGET == 0.02
+
+
+def test_judge_keep_ratio_is_relative_to_its_clean_accuracy():
+    """The judge gets 3 of 4 originals right; the perturbation changes nothing: keep 75%, ratio 1."""
+    judge = experiments.PerceptibilityJudge(_flat([0.2, 0.8]), torch.tensor([0, 1]), kind="knn")
+    originals, labels = _flat([0.1, 0.3, 0.9, 0.4]), torch.tensor([0, 0, 1, 1])  # 0.4 looks dark: wrong
+    r = judge.report(originals, originals, labels, (labels + 1) % 2)
+    assert (r["clean_acc"], r["keep"], r["keep_ratio"], r["rel_norm"]) == (0.75, 0.75, 1.0, 0.0)
+    assert r["target"] == 0.25  # the misread image is read as its (wrong) target
+
+
+def test_knn_judge_is_the_nearest_clean_image():
+    gen = torch.Generator().manual_seed(0)
+    fit, labels = torch.rand(30, 3, 4, 4, generator=gen), torch.randint(0, 5, (30,), generator=gen)
+    queries = torch.rand(20, 3, 4, 4, generator=gen)
+    nearest = torch.cdist(queries.flatten(1), fit.flatten(1)).argmin(1)
+    assert torch.equal(experiments.PerceptibilityJudge(fit, labels, kind="knn").predict(queries), labels[nearest])
+
+
+def test_judge_bad_input():
+    judge = experiments.PerceptibilityJudge(_flat([0.2, 0.8]), torch.tensor([0, 1]))
+    judge.report(_flat([0.2]), _flat([0.3]), torch.tensor([0]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="kind"):
+        experiments.PerceptibilityJudge(_flat([0.2, 0.8]), torch.tensor([0, 1]), kind="svm")
+    with pytest.raises(ValueError, match="fit on images of shape"):
+        judge.predict(_flat([0.2], size=8))
+    with pytest.raises(ValueError, match="differ in shape"):
+        judge.report(_flat([0.2, 0.3]), _flat([0.3]), torch.tensor([0, 0]), torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match=r"\[0,1\]"):
+        judge.predict(_flat([2.0]))
+
+
+# --------------------------------------------------------------------------
+# Data, models, Lab 2's pgd
+# --------------------------------------------------------------------------
+def test_load_dataset_digits_at_the_default_size():
+    (x_train, y_train), (x_test, y_test), names = experiments.load_dataset("digits", size=16, test_limit=50)
+    assert x_train.shape == (1347, 3, 16, 16) and x_test.shape == (50, 3, 16, 16) and names == data.DIGIT_CLASSES
+    assert torch.equal(y_train, data.load_digits("train")[1])
+    assert float(x_train.min()) >= 0 and float(x_train.max()) <= 1
+    with pytest.raises(ValueError, match="dataset"):
+        experiments.load_dataset("mnist")
+
+
+def test_cifar10_offline_gives_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    with pytest.raises(models.NetworkRequired, match="CIFAR-10"):
+        experiments.run_experiment("cifar10", "det", root=str(tmp_path), verbose=False)
+
+
+def test_make_model_is_seeded():
+    a, b = experiments.make_model("small_cnn", 7, width=4, seed=3), experiments.make_model("small_cnn", 7, width=4, seed=3)
+    assert a.num_classes == 7 and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert experiments.make_model("resnet9", 10, width=4).name == "resnet9"
+    with pytest.raises(ValueError, match="model"):
+        experiments.make_model("vgg", 10)
+    with pytest.raises(TypeError, match="seed"):
+        experiments.make_model("small_cnn", 10, seed=1.5)
+
+
+def test_missing_lab2_gives_a_clear_error(monkeypatch):
+    """With Lab 2's pgd still a stub, Lab 5 says so instead of blaming itself."""
+    import labkit.adversarial
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("pgd() is not implemented yet")
+
+    monkeypatch.setattr(labkit.adversarial, "pgd", stub)
+    with pytest.raises(RuntimeError, match="Lab 2"):
+        experiments.lab2_pgd()(torch.nn.Identity(), torch.rand(2, 3, 4, 4), 0, eps=0.1, step_size=0.1, steps=1)
+
+
+# --------------------------------------------------------------------------
+# The whole experiment: digits, the leakage control, the CIFAR-10 path on CIFAR-shaped data
+# --------------------------------------------------------------------------
+TINY = dict(train_limit=120, test_limit=60, epochs=2, steps=3, width=4)
+
+
+def test_run_experiment_digits_is_deterministic_and_judged(reference):
+    a = experiments.run_experiment("digits", "det", seed=0, verbose=False, exercises=reference, **TINY)
+    b = experiments.run_experiment("digits", "det", seed=0, verbose=False, exercises=reference, **TINY)
+    for key in ("clean_acc", "attack_success", "transfer_acc"):
+        assert 0.0 <= a[key] <= 1.0
+        assert a[key] == b[key], key
+    assert a["judge"] == b["judge"]
+    assert a["chance"] == pytest.approx(0.1)
+    assert a["adv_images"].shape == (120, 3, 16, 16)
+    assert torch.equal(a["adv_labels"], (a["train"][1] + 1) % 10)
+    delta = a["adv_images"] - a["train"][0]
+    assert float(delta.flatten(1).norm(dim=1).max()) <= a["config"]["eps"] + 1e-4
+    rel = delta.flatten(1).norm(dim=1) / a["train"][0].flatten(1).norm(dim=1)
+    assert a["judge"]["rel_norm"] == pytest.approx(float(rel.median()), rel=1e-5)
+    judge = experiments.PerceptibilityJudge(*a["test"], kind="logistic")
+    assert a["judge"] == judge.report(a["train"][0], a["adv_images"], a["train"][1], a["adv_labels"])
+    assert not a["transfer_model"].training and not a["source_model"].training
+
+
+def test_control_keeps_the_images(reference):
+    r = experiments.run_experiment("digits", "rand", seed=1, verbose=False, perturb=False, exercises=reference, **TINY)
+    assert torch.equal(r["adv_images"], r["train"][0])
+    assert bool((r["adv_labels"] != r["train"][1]).all())
+    assert r["judge"]["rel_norm"] == 0.0 and r["judge"]["keep_ratio"] == 1.0
+
+
+def test_cifar10_path_end_to_end_on_cifar_shaped_data(reference, monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    fake = {"train": (torch.rand(40, 3, 32, 32, generator=gen), torch.randint(0, 10, (40,), generator=gen)),
+            "test": (torch.rand(20, 3, 32, 32, generator=gen), torch.randint(0, 10, (20,), generator=gen))}
+    calls = []
+
+    def fake_cifar(split="train", root=None, limit=None):
+        calls.append(split)
+        x, y = fake[split]
+        return (x[:limit], y[:limit]) if limit else (x, y)
+
+    monkeypatch.setattr(data, "load_cifar10", fake_cifar)
+    r = experiments.run_experiment("cifar10", "rand", seed=0, verbose=False, exercises=reference, epochs=1, steps=2,
+                                   width=4, batch_size=16, attack_batch_size=16, device="cpu")
+    assert sorted(calls) == ["test", "train"]
+    assert r["source_model"].name == "resnet9" and r["class_names"] == data.CIFAR10_CLASSES
+    assert r["adv_images"].shape == (40, 3, 32, 32)
+    assert float((r["adv_images"] - fake["train"][0]).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-4
+    assert 0.0 <= r["transfer_acc"] <= 1.0
+    assert set(r["judge"]) == {"clean_acc", "keep", "target", "keep_ratio", "rel_norm", "imperceptible"}
+    paper = {k: experiments.DEFAULTS["cifar10"][k] for k in ("eps", "step_size", "steps", "augment")}
+    assert paper == dict(eps=0.5, step_size=0.1, steps=100, augment=True)  # Ilyas et al.'s settings
+
+
+def test_run_experiment_bad_input():
+    with pytest.raises(ValueError, match="dataset"):
+        experiments.run_experiment("mnist")
+    with pytest.raises(ValueError, match="mode"):
+        experiments.run_experiment("digits", "random")
+    with pytest.raises(TypeError, match="unknown override"):
+        experiments.run_experiment("digits", "det", epsilon=1.0)
+    with pytest.raises(TypeError, match="seed"):
+        experiments.run_experiment("digits", "det", seed="0")
