@@ -79,12 +79,12 @@ def build_zip(lab: Lab | int, out: Path, *, repo: Path | None = None, secret: st
         tree = Path(tmp) / "autograder"
         skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
         project = tree / "project"
-        for package in ("labkit", "labkit_course"):
-            shutil.copytree(repo / package, project / package, ignore=skip)
+        shutil.copytree(repo / "labkit", project / "labkit", ignore=skip)
+        shutil.copytree(REPO / "labkit_course", project / "labkit_course", ignore=skip)  # the tools: always ours
         for module in (p.stem for p in (repo / "solutions" / "labkit").glob("*.py")):  # no solutions in labkit
             text = (repo / "solutions" / "labkit" / f"{module}.py").read_text(encoding="utf-8")
             (project / "labkit" / f"{module}.py").write_text(stub_source(text, module), encoding="utf-8")
-        shutil.copy(repo / "pyproject.toml", project / "pyproject.toml")
+        shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
         (project / "README.md").write_text("labkit: the course's packages, for the Gradescope autograder.\n")
         lab_dir = tree / "lab"
         shutil.copytree(project / "labkit", lab_dir / "labkit")
