@@ -5,11 +5,30 @@ import pytest
 import torch
 
 import labkit.check.classviz as checks
-from labkit.check.classviz import LinearModel, TinyNet, reference_blur, reference_jitter
+from labkit.check.classviz import LinearModel, TinyNet
 from labkit_course.repo import REPO, SOLUTIONS
 
 EXERCISE_MODULE = "classviz"
 EXERCISES = ["jitter", "blur", "class_visualization_step", "visualize_class", "visualize_class_robust"]
+
+
+def reference_jitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
+    """out[..., i, j] = x[..., (i - oy) % H, (j - ox) % W], by explicit indexing."""
+    h, w = x.shape[-2:]
+    rows = (torch.arange(h) - oy) % h
+    cols = (torch.arange(w) - ox) % w
+    return x[..., rows[:, None], cols[None, :]]
+
+
+def reference_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """scipy.ndimage.gaussian_filter1d along H then W (mode reflect, truncate 4)."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter1d
+
+    a = x.detach().double().numpy()
+    a = gaussian_filter1d(a, sigma, axis=2, mode="reflect", truncate=4.0)
+    a = gaussian_filter1d(a, sigma, axis=3, mode="reflect", truncate=4.0)
+    return torch.from_numpy(np.ascontiguousarray(a)).to(x.dtype)
 
 
 # --------------------------------------------------------------------------
