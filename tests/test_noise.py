@@ -3,11 +3,37 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 import labkit.check.noise as checks
-from labkit.check.noise import TinyNet, adam_ascent, seed000_reference
+from labkit.check.noise import TinyNet
 
 EXERCISE_MODULE = "noise"
+
+
+def seed000_reference(n: int, size: int, seed: int) -> torch.Tensor:
+    """The seed article's generator, written independently (float -> uint8 wraps like numpy on x86)."""
+    z = np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255
+    as_uint8 = (np.trunc(z).astype(np.int64) % 256).astype(np.uint8)
+    return torch.from_numpy(as_uint8).permute(0, 3, 1, 2).float() / 255
+
+
+def adam_ascent(model, images, target, steps, lr):
+    """The docstring's algorithm, written independently (Adam's update by hand)."""
+    x = images.detach().clone()
+    m, v = torch.zeros_like(x), torch.zeros_like(x)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, steps + 1):
+        xg = x.clone().requires_grad_(True)
+        loss = -F.log_softmax(model(xg), -1)[torch.arange(len(x)), target].sum()
+        (g,) = torch.autograd.grad(loss, xg)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        step = lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
+        x = (x - step).clamp(0, 1)
+    with torch.no_grad():
+        conf = model(x).softmax(-1)[torch.arange(len(x)), target]
+    return x, conf
 
 
 
