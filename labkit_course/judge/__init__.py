@@ -373,12 +373,26 @@ def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidde
 
         env = {"HOME": "/tmp", "LABKIT_OFFLINE": "1", "MPLBACKEND": "agg", "PYTHONHASHSEED": "0",
                **thread_env(limits.threads or 1)}
-        argv = [sys.executable, "-S", "-E", "-B", str(where / "in" / "worker.py"), str(where / "in"),
-                str(where / "out"), *paths]
-        run = sandbox.run(argv, limits=limits, mounts=mounts, env=env, cwd=where / "out" if sandboxed else outbox,
-                          output=box / "worker.log", sandbox=sandboxed, writable=[outbox])
-        notes += run.notes
-        log_tail = (box / "worker.log").read_bytes()[-2000:].decode(errors="replace")
+        runs: dict[int, sandbox.Run] = {}  # case index -> the run that was to produce it
+        start_case, log_tail = 0, ""
+        for _ in range(len(names) + 1):  # a call that kills the worker costs its exercise only
+
+            argv = [sys.executable, "-S", "-E", "-B", str(where / "in" / "worker.py"), str(where / "in"),
+                    str(where / "out"), str(start_case), *paths]
+            run = sandbox.run(argv, limits=limits, mounts=mounts, env=env, cwd=where / "out" if sandboxed else outbox,
+                              output=box / "worker.log", sandbox=sandboxed, writable=[outbox])
+            notes += [n for n in run.notes if n not in notes]
+            log_tail = (box / "worker.log").read_bytes()[-2000:].decode(errors="replace")
+            runs.update({c: run for c in range(start_case, len(request_cases))})
+            missing = next((c for c in range(start_case, len(request_cases)) for k in
+                            range(len(request_cases[c]["calls"])) if not (outbox / f"{c}_{k}.json").exists()), None)
+            if missing is None:
+                break
+            lost = request_cases[missing]["exercise"]
+            start_case = next((c for c in range(missing, len(request_cases))
+                               if request_cases[c]["exercise"] != lost), len(request_cases))
+            if start_case >= len(request_cases):
+                break
 
         verdicts = {}
         ref = None
@@ -388,7 +402,7 @@ def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidde
             for case in cases[name]:
                 results, decoded_calls = [], []
                 for k in range(len(case.calls)):
-                    results.append(_read_result(outbox, index, k, run))
+                    results.append(_read_result(outbox, index, k, runs[index]))
                     decoded_calls.append(_decode_call(request_cases[index]["calls"][k], store.arrays))
                 try:
                     expected = None

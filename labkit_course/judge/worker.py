@@ -2,8 +2,8 @@
 
 This file runs in two places:
 
-* **in the sandbox**, as a script (``python -S -E -B worker.py IN OUT PATH...``): it imports the
-  student's ``labkit.<module>``, calls its functions on the inputs in ``IN/request.json`` and
+* **in the sandbox**, as a script (``python -S -E -B worker.py IN OUT START PATH...``): it imports the
+  student's ``labkit.<module>``, calls its functions (cases ``START`` on) on the inputs in ``IN/request.json`` and
   ``IN/arrays.npz``, and writes each call's result to ``OUT/<case>_<call>.json`` (and ``.npz``) as
   soon as it returns, so a later hang or crash loses nothing before it;
 * **in the trusted judge**, as a module: the same codec encodes the request and decodes the results.
@@ -236,7 +236,7 @@ def _on_alarm(signum, frame):
 
 
 def main(argv: list[str]) -> int:
-    inbox, outbox, *paths = argv
+    inbox, outbox, first_case, *paths = argv
     sys.path[:0] = paths  # -S: the environment's site-packages and the submission, nothing else
     request = load_json(os.path.join(inbox, "request.json"))
     import numpy as np  # noqa: F401 -- before the student's module, which may tamper with imports
@@ -257,9 +257,11 @@ def main(argv: list[str]) -> int:
         module, import_error = None, raised(exc)
     signal.signal(signal.SIGALRM, _on_alarm)
     for c, case in enumerate(request["cases"]):
+        if c < int(first_case):
+            continue
         for k, call in enumerate(case["calls"]):
             store = Store()
-            start = time.perf_counter()
+            began = time.perf_counter()
             try:
                 if import_error is not None:
                     result = {"raised": import_error, "import_error": True}
@@ -280,7 +282,7 @@ def main(argv: list[str]) -> int:
             except BaseException as exc:  # noqa: BLE001 -- SystemExit included: it is the student's
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 result = {"raised": raised(exc)}
-            result["seconds"] = round(time.perf_counter() - start, 4)
+            result["seconds"] = round(time.perf_counter() - began, 4)
             stem = os.path.join(outbox, f"{c}_{k}")
             if store.arrays:
                 store.save(stem + ".npz")
