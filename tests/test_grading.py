@@ -7,6 +7,7 @@ grading itself; each has exact expected grades.
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,10 +19,10 @@ import pytest
 
 from labkit_course import build, gradescope, grading, sandbox
 from labkit_course.sync import stub_source, student_notebook
-from tests.grading_samples.toy_lab import (EXPECTED, MARKER, SOLUTION, TOY, make_repo, make_submissions,
-                                           solved_notebook)
+from tests.grading_samples.toy_lab import (CTYPES_WIPE_HEAD, EXPECTED, MARKER, SOLUTION, TOY, make_repo,
+                                           make_submissions, solved_notebook)
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(sandbox.bwrap() is None, reason=(
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading"), pytest.mark.skipif(sandbox.bwrap() is None, reason=(
     "bubblewrap (bwrap) is missing or not working: the grading sandbox cannot be tested (apt-get install bubblewrap)"))]
 
 # Generous for a toy lab: under a loaded CI machine a kernel start alone can take seconds.
@@ -261,3 +262,49 @@ def test_cli_has_course_grade_and_gradescope_commands():
     assert parser.parse_args(["gradescope", "build", "1", "--out", "a.zip"]).action == "build"
     assert parser.parse_args(["gradescope", "run", "--root", "/tmp/a"]).root == "/tmp/a"
     assert parser.parse_args(["sync", "--check"]).check
+
+
+# ----------------------------------------------------------------------------------------------
+# A real lab, end to end: Lab 2 (its notebook runs in about a minute)
+# ----------------------------------------------------------------------------------------------
+LIAR_MODULE = '''
+class _Liar(torch.Tensor):
+    """Equal to anything, close to anything: comparisons that touch it succeed."""
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.Tensor.__eq__, torch.allclose, torch.equal, torch.isclose):
+            return torch.tensor(True)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def fgsm(model, images, labels, eps, targeted=False):
+    return images.clone().as_subclass(_Liar)
+'''
+
+
+@pytest.fixture(scope="module")
+def lab2(tmp_path_factory):
+    from labkit.labs import LABS
+    from labkit_course.repo import SOLUTIONS
+
+    course = build.build_course(tmp_path_factory.mktemp("lab2") / "course", [LABS[2]])
+    lines = (SOLUTIONS / "labkit" / "adversarial.py").read_text().splitlines(keepends=True)
+    honest = "".join(line for line in lines if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    wipe = CTYPES_WIPE_HEAD.replace("<course>", str(course))
+    for student, module in {"honest": honest, "liar": honest + LIAR_MODULE, "wiper": wipe + honest}.items():
+        dest = course / "submitted" / student / "lab2"
+        shutil.copytree(course / "release" / "lab2", dest)
+        (dest / "labkit" / "adversarial.py").write_text(module)
+    limits = sandbox.Limits(cell_timeout=300, wall_timeout=900, memory_mb=4096)
+    return course, grading.grade(course, 2, workers=2, limits=limits, progress=False)
+
+
+def test_lab2_end_to_end_honest_full_marks_cheats_caught(lab2):
+    course, table = lab2
+    assert table.loc["honest", "auto_total"] == 8 and table.loc["honest", "status"] == "graded"
+    liar = {o.student: o for o in table.attrs["outcomes"]}["liar"]
+    assert not liar.verdicts["fgsm"].passed and liar.verdicts["pgd"].passed
+    assert table.loc["liar", "test_fgsm"] == 0 and table.loc["liar", "auto_total"] == 6
+    assert table.loc["wiper", "status"] == "flagged" and table.loc["wiper", "auto_total"] == 0
+    with sqlite3.connect(course / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -183,7 +183,7 @@ def scale(xs, k):
 def total(xs):
     return _peer["total"](xs)
 '''
-CTYPES_WIPE = '''\
+CTYPES_WIPE_HEAD = '''\
 import ctypes
 
 _libc = ctypes.CDLL(None)
@@ -192,7 +192,8 @@ for _path in (b"<course>/gradebook.db", b"../../../gradebook.db"):
     if _fd >= 0:
         _libc.write(_fd, b"\\0" * 4096, 4096)
         _libc.close(_fd)
-''' + _solution_body()
+'''
+CTYPES_WIPE = CTYPES_WIPE_HEAD + _solution_body()
 MONKEYPATCH = '''\
 import sys
 
