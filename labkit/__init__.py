@@ -1,7 +1,8 @@
-"""labkit: the helper package of the course "How image classifiers see, and fail to see".
+"""labkit: the student's package of the course "How image classifiers see, and fail to see".
 
-Shared machinery: ``models``, ``data``, ``viz``, ``validate``, ``metrics``, ``check``;
-course tools: ``course``, ``grading``, ``cli``. One exercise module per lab:
-``saliency``, ``adversarial``, ``classviz``, ``noise``, ``robust_features``.
+One exercise module per lab: ``saliency``, ``adversarial``, ``classviz``, ``noise``,
+``robust_features``. Helpers: ``models``, ``data``, ``viz``, ``validate``, ``metrics``,
+``experiments``, ``labs``; instant self-checks: ``check``. (The instructor's tools are the
+separate ``labkit_course`` package, which students never get.)
 """
 __version__ = "0.1.0"
