@@ -1,32 +1,46 @@
 # Two commands on a fresh machine:  `make lab` (set up and open the labs), `make test`.
 # Every target is idempotent: the venv is built once and rebuilt only when pyproject.toml changes.
+#   make lab      students: labkit + JupyterLab, no instructor extensions
+#   make test     developers and instructors: everything (tests, nbgrader, playwright)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
+# JupyterLab as students see it: nbgrader's instructor extensions (its menu, Create Assignment, Formgrader)
+# stay off even in a venv where `make test` installed nbgrader.
+STUDENT_JUPYTER := JUPYTER_CONFIG_PATH=$(CURDIR)/binder/student
 
-.PHONY: install lab test run sync bench bench-quick clean
+.PHONY: install lab test run figures sync bench bench-quick clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(LAB_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[lab]"
+	touch $(LAB_STAMP)
+
+$(STAMP): pyproject.toml $(LAB_STAMP)
 	$(BIN)/python -m pip install -e ".[dev]"
-	# torchattacks pins requests~=2.25.1, which drags the Jupyter stack back years: install it alone.
+	# torchattacks (tests only) pins requests~=2.25.1, which drags the Jupyter stack back years: install it alone.
 	$(BIN)/python -m pip install --no-deps "torchattacks>=3.4"
 	touch $(STAMP)
 
-lab: install          ## open JupyterLab on the student notebooks
-	$(BIN)/jupyter lab notebooks/
+lab: $(LAB_STAMP)     ## open JupyterLab on the student notebooks
+	$(STUDENT_JUPYTER) $(BIN)/jupyter lab notebooks/
 
 test: install         ## the full test suite, offline (what CI runs)
 	LABKIT_OFFLINE=1 $(BIN)/python -m pytest
 
-run: install          ## execute every solved notebook headless, offline, into build/run/
-	LABKIT_OFFLINE=1 $(BIN)/labkit run
+run: install          ## execute every solved notebook headless, offline, into build/run/; then the README figures
+	LABKIT_OFFLINE=1 $(BIN)/labkit-course run
+	$(BIN)/labkit-course figures build/run
+
+figures: install      ## the README figures (docs/figures/) from the executed notebooks in build/run/
+	$(BIN)/labkit-course figures build/run
 
 sync: install         ## regenerate the student files from solutions/
-	$(BIN)/labkit sync
+	$(BIN)/labkit-course sync
 
 bench: install        ## measure every budget; writes benchmarks/RESULTS.md
 	LABKIT_OFFLINE=1 $(BIN)/python -m benchmarks.run
