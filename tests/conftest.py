@@ -33,6 +33,16 @@ def load_implementation(module: str, kind: str):
     return load_reference(module)
 
 
+def pytest_generate_tests(metafunc):
+    """A test that takes ``public_check`` runs once per public check of its module's lab
+    (``EXERCISE_MODULE``): every check must pass on the reference and fail on the stub."""
+    if "public_check" in metafunc.fixturenames:
+        checks = importlib.import_module(f"labkit.check.{metafunc.module.EXERCISE_MODULE}")
+        params = [pytest.param((ex.name, c), marks=pytest.mark.exercise, id=f"{ex.name}-{c.__name__}")
+                  for ex in checks.EXERCISES for c in ex.checks]
+        metafunc.parametrize("public_check", params)
+
+
 @pytest.fixture(scope="module")
 def impl(request):
     """The exercise module under test; the test module names it in ``EXERCISE_MODULE``."""

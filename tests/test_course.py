@@ -1,4 +1,4 @@
-"""labkit.course: student files are generated from solutions/ and stay in sync."""
+"""labkit_course.repo and .sync: student files are generated from solutions/ and stay in sync."""
 import nbformat
 import pytest
 
@@ -11,8 +11,14 @@ def test_student_files_are_in_sync_with_solutions():
 
 
 def test_every_lab_is_complete():
-    assert [lab.number for lab in repo.available_labs()] == sorted(lab.number for lab in repo.available_labs())
-    assert repo.available_labs(), "no lab has both a reference module and a solved notebook"
+    """All five labs have their reference, student module, public checks, hidden tests and notebooks."""
+    from labkit.labs import LABS
+
+    assert [lab.number for lab in repo.available_labs()] == [1, 2, 3, 4, 5] == sorted(LABS)
+    for lab in LABS.values():
+        for path in (f"labkit/{lab.module}.py", f"labkit/check/{lab.module}.py", f"labkit_course/hidden/{lab.module}.py",
+                     f"notebooks/{lab.notebook}.ipynb", f"tests/test_{lab.module}.py"):
+            assert (repo.REPO / path).is_file(), f"lab {lab.number} has no {path}"
 
 
 SOLUTION = '''"""Module doc."""

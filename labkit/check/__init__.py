@@ -9,7 +9,7 @@ yet" instead of a traceback.
 """
 import importlib
 
-_LABS = ("saliency", "adversarial", "classviz", "noise", "robust_features")
+from labkit.labs import MODULES as _LABS
 
 
 def __getattr__(name):
