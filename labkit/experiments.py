@@ -34,12 +34,15 @@ JUDGE_MAX_TARGET = 0.02
 JUDGE_KINDS = ("logistic", "knn")
 
 #: The lab's defaults for each dataset (the notebook and benchmarks/robust_features.py say how they
-#: were chosen). ``step_size=None`` means ``eps / 5``, the paper's ratio (step 0.1 for eps 0.5).
+#: were chosen). ``step_size=None`` means ``eps / 4``.
+#: Digits: at 8x8 the judge allows eps ~0.8, where targeted PGD reaches its target for ~13% of the images
+#: and D_det transfers at ~2% (measured); upsampled to 16x16 the same judge allows eps 1.75 (median
+#: |delta|/|x| 14%). 20 steps of eps/4 transfer as well as 50 of eps/5 (measured), in 40% of the time.
 DEFAULTS = {
     "digits": dict(
         model="small_cnn", width=16, size=16,  # 8x8 scans upsampled to 16x16; the judge sees the same pixels
         epochs=20, lr=0.05, batch_size=64, augment=False,  # both trainings
-        eps=2.0, step_size=None, steps=50,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
+        eps=1.75, step_size=None, steps=20,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
         attack_batch_size=512, train_limit=None, test_limit=None,
         perturb=True, judge="logistic", device=None,
     ),
@@ -125,13 +128,15 @@ class PerceptibilityJudge:
     def __init__(self, images: torch.Tensor, labels, kind: str = "logistic"):
         from sklearn.linear_model import LogisticRegression
         from sklearn.neighbors import KNeighborsClassifier
+        from threadpoolctl import threadpool_limits
 
         images = validate.images(images)
         labels = validate.targets(labels, len(images), name="labels")
         self.kind = validate.choice(kind, "kind", JUDGE_KINDS)
         self.shape = tuple(images.shape[1:])
         classifier = LogisticRegression(max_iter=1000) if kind == "logistic" else KNeighborsClassifier(1)
-        self.classifier = classifier.fit(self._pixels(images), labels.cpu().numpy())
+        with threadpool_limits(1):  # a small problem: a second BLAS thread only spins (20x the CPU time, measured)
+            self.classifier = classifier.fit(self._pixels(images), labels.cpu().numpy())
 
     def _pixels(self, images: torch.Tensor) -> np.ndarray:
         images = validate.images(images)
@@ -141,7 +146,10 @@ class PerceptibilityJudge:
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """The judge's classes for (N,3,H,W) images in [0,1], a LongTensor (N,)."""
-        return torch.as_tensor(self.classifier.predict(self._pixels(images)), dtype=torch.long)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return torch.as_tensor(self.classifier.predict(self._pixels(images)), dtype=torch.long)
 
     def report(self, originals: torch.Tensor, perturbed: torch.Tensor, labels, targets) -> dict:
         """How visible the perturbations ``perturbed - originals`` are.
@@ -177,10 +185,11 @@ class PerceptibilityJudge:
 
 
 def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, verbose: bool = True,
-                   exercises=None, **overrides) -> dict:
+                   exercises=None, source: torch.nn.Module | None = None, **overrides) -> dict:
     """The whole experiment with the lab's defaults (:data:`DEFAULTS`), any of them overridden.
 
-    1. train a source model on the clean training set (``clean_acc``: its clean test accuracy);
+    1. train a source model on the clean training set, unless ``source`` is given
+       (``clean_acc``: its clean test accuracy);
     2. build D_det or D_rand from the training set with ``make_adversarial_dataset``
        (``attack_success``: how often the source model predicts the target), and judge it with a
        :class:`PerceptibilityJudge` fit on the clean test set (``judge``);
@@ -197,6 +206,8 @@ def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, ve
         verbose: print one summary line.
         exercises: the module whose ``train_classifier``, ``evaluate`` and
             ``make_adversarial_dataset`` run (default: ``labkit.robust_features``, the student's).
+        source: the ``source_model`` of an earlier run with the same dataset, seed and training
+            settings, to skip step 1 (training is deterministic, so the result is the same).
         overrides: any key of ``DEFAULTS[dataset]``, e.g. ``eps=1.0, steps=20, epochs=5``.
 
     Returns:
@@ -223,13 +234,14 @@ def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, ve
         return ex.train_classifier(model.to(device), x, y, epochs=cfg["epochs"], lr=cfg["lr"],
                                    batch_size=cfg["batch_size"], seed=run_seed, augment=cfg["augment"])
 
-    source = train(make_model(cfg["model"], c, cfg["width"], seed), x_train, y_train, seed)
+    if source is None:
+        source = train(make_model(cfg["model"], c, cfg["width"], seed), x_train, y_train, seed)
     clean_acc = ex.evaluate(source, x_test, y_test)
     # The control runs the attack with a vanishing budget: the same new labels (same rule, same
     # seed), then keeps the clean images.
     eps, steps = (cfg["eps"], cfg["steps"]) if cfg["perturb"] else (1e-6, 1)
     adv, targets = ex.make_adversarial_dataset(source, x_train, y_train, eps=eps, steps=steps,
-                                               step_size=cfg["step_size"] or eps / 5, mode=mode, num_classes=c,
+                                               step_size=cfg["step_size"] or eps / 4, mode=mode, num_classes=c,
                                                seed=seed, batch_size=cfg["attack_batch_size"])
     if not cfg["perturb"]:
         adv = x_train.clone()

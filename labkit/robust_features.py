@@ -19,7 +19,8 @@ Four exercises:
 * :func:`per_class_accuracy`: the per-class table.
 
 Not here: the lab's data, models, defaults, the whole experiment and the
-perceptibility judge live in :mod:`labkit.experiments`, which calls these four.
+perceptibility judge live in :mod:`labkit.experiments`, whose pipeline runs
+your ``train_classifier``, ``evaluate`` and ``make_adversarial_dataset``.
 
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models normalize
 inside and return logits.

@@ -148,6 +148,11 @@ def test_run_experiment_digits_is_deterministic_and_judged(reference):
     judge = experiments.PerceptibilityJudge(*a["test"], kind="logistic")
     assert a["judge"] == judge.report(a["train"][0], a["adv_images"], a["train"][1], a["adv_labels"])
     assert not a["transfer_model"].training and not a["source_model"].training
+    reused = experiments.run_experiment("digits", "rand", seed=0, verbose=False, exercises=reference,
+                                        source=a["source_model"], **TINY)
+    fresh = experiments.run_experiment("digits", "rand", seed=0, verbose=False, exercises=reference, **TINY)
+    assert reused["source_model"] is a["source_model"]
+    assert (reused["clean_acc"], reused["transfer_acc"]) == (fresh["clean_acc"], fresh["transfer_acc"])
 
 
 def test_control_keeps_the_images(reference):
