@@ -1,0 +1,107 @@
+"""The hidden tests of every lab (labkit_course/hidden/<module>.py), judged for real.
+
+For each lab and two seeds the judge runs the reference (solutions/labkit/<module>.py) in the
+bubblewrap sandbox, which must pass every exercise, and the committed stub (labkit/<module>.py),
+which must be "not implemented" everywhere. Fast checks (no sandbox) make sure the hidden cases
+cover exactly the public checks' exercises and do not depend on torch's global RNG.
+"""
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labkit_course import sandbox
+from labkit_course.judge import _encode_call, exercises_of, hidden_tests, judge, worker
+from labkit_course.repo import REPO, SOLUTIONS
+
+LABS = ["saliency", "adversarial", "classviz", "noise", "robust_features"]
+SEEDS = [1, 12345]
+LIMITS = sandbox.Limits(wall_timeout=600, memory_mb=4096, threads=1)
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap() is None, reason=(
+    "bubblewrap (bwrap) is missing or not working: the judge's sandbox cannot run here "
+    "(apt-get install bubblewrap)"))
+
+
+@pytest.mark.parametrize("module", LABS)
+def test_hidden_tests_cover_the_public_exercises(module):
+    hidden = hidden_tests(module)
+    assert list(hidden.EXERCISES) == exercises_of(module)
+    for name in hidden.EXERCISES:
+        assert callable(getattr(hidden, name)), name
+
+
+def _drawn(module: str, seed: int) -> list:
+    """The encoded cases of a seed: the request the sandbox would get, arrays included."""
+    hidden = hidden_tests(module)
+    rng = random.Random(seed)
+    store = worker.Store()
+    request = []
+    for name in hidden.EXERCISES:
+        for case in getattr(hidden, name)(random.Random(rng.getrandbits(64))):
+            request.append([case.describe, [_encode_call(c, name, store) for c in case.calls]])
+    return [json.dumps(request, sort_keys=True), {k: np.asarray(v) for k, v in store.arrays.items()}]
+
+
+@pytest.mark.parametrize("module", LABS)
+def test_cases_depend_on_the_seed_only(module):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    first = _drawn(module, 7)
+    torch.manual_seed(1)
+    np.random.seed(1)
+    torch.rand(5)
+    second = _drawn(module, 7)
+    assert first[0] == second[0]
+    assert first[1].keys() == second[1].keys()
+    assert all(np.array_equal(first[1][k], second[1][k]) for k in first[1])
+    assert _drawn(module, 8)[0] != first[0], "another seed should draw other cases"
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """The student-side labkit package as the judge copies it: stubs, helpers, public checks.
+
+    Lab 5's ``make_adversarial_dataset`` calls Lab 2's ``pgd`` (``labkit.experiments.lab2_pgd``),
+    so Lab 5 is judged with a working ``labkit/adversarial.py`` (the reference here) next to the
+    submission: the stub would make every attack raise."""
+    folder = tmp_path_factory.mktemp("release") / "labkit"
+    shutil.copytree(REPO / "labkit", folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(SOLUTIONS / "labkit" / "adversarial.py", folder / "adversarial.py")
+    return folder
+
+
+def _labkit_dir(module: str, release: Path) -> Path:
+    return release if module == "robust_features" else REPO / "labkit"
+
+
+@pytest.mark.slow
+@needs_bwrap
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("module", LABS)
+def test_reference_passes_every_hidden_case(module, seed, release, tmp_path):
+    verdict = judge(module, SOLUTIONS / "labkit" / f"{module}.py", seed, labkit_dir=_labkit_dir(module, release),
+                    limits=LIMITS, workdir=tmp_path)
+    assert verdict.sandboxed
+    assert list(verdict.verdicts) == exercises_of(module)
+    failed = [v.message for v in verdict.verdicts.values() if not v.passed]
+    assert not failed, failed
+    assert all(v.cases >= 3 for v in verdict.verdicts.values())
+    assert verdict.flags == []
+
+
+@pytest.mark.slow
+@needs_bwrap
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("module", LABS)
+def test_stub_is_not_implemented(module, seed, release, tmp_path):
+    verdict = judge(module, REPO / "labkit" / f"{module}.py", seed, labkit_dir=_labkit_dir(module, release),
+                    limits=LIMITS, workdir=tmp_path)
+    assert list(verdict.verdicts) == exercises_of(module)
+    for v in verdict.verdicts.values():
+        assert not v.passed and v.failure == "not implemented", v.message
+        assert v.message == f"{v.exercise}: not implemented yet"
