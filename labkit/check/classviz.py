@@ -9,9 +9,7 @@ loops on random inputs are left to the hidden tests.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from labkit.check.runner import Exercise, check

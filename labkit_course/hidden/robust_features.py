@@ -8,7 +8,7 @@ negates its logits in train mode) on a few dozen 8x8 images, trained for a few e
 
 ``make_adversarial_dataset`` calls Lab 2's ``pgd`` (``labkit.experiments.lab2_pgd``), so its
 expected images come from the reference Lab 2 ``pgd`` run here, in the trusted process, and the
-sandbox needs a working ``labkit/adversarial.py`` next to the submission (see the module's cases).
+sandbox needs a working ``labkit/adversarial.py`` next to the submission (:data:`SUPPORT`).
 """
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ import torch
 from labkit_course.judge import Call, Case, Mismatch, Toy, compare
 
 EXERCISES = ("train_classifier", "evaluate", "per_class_accuracy", "make_adversarial_dataset")
+#: Modules of other labs that this lab's exercises call, which the sandbox needs in working order
+#: next to the submission (the release has their stubs): ``make_adversarial_dataset`` calls Lab 2's
+#: ``pgd``. Not read by the judge yet; tests/test_hidden.py puts the reference there by hand.
+SUPPORT = ("adversarial",)
 LINEAR = "labkit.check.robust_features:tiny_linear"
 BRIGHTNESS = "labkit.check.robust_features:BrightnessModel"
 SIZE = 8
