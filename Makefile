@@ -34,10 +34,10 @@ test: install         ## the full test suite, offline (what CI runs)
 
 run: install          ## execute every solved notebook headless, offline, into build/run/; then the README figures
 	LABKIT_OFFLINE=1 $(BIN)/labkit-course run
-	$(BIN)/labkit-course figures build/run
+	$(BIN)/python -m labkit_course.figures build/run
 
 figures: install      ## the README figures (docs/figures/) from the executed notebooks in build/run/
-	$(BIN)/labkit-course figures build/run
+	$(BIN)/python -m labkit_course.figures build/run
 
 sync: install         ## regenerate the student files from solutions/
 	$(BIN)/labkit-course sync
