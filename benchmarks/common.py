@@ -29,7 +29,13 @@ def best_time(fn, repeats: int = 3):
     return best, result
 
 
-def notebook_budget(lab_number: int, max_seconds: float, max_mb: float = 2048, quick: bool = False) -> list[dict]:
+#: Binder guarantees 1 GB of memory and allows 2 GB (mybinder.org), the Jupyter server included: every
+#: solved notebook must peak at 1.4 GB or less in the kernel, at its defaults.
+MEMORY_BUDGET_MB = 1.4 * 1024
+
+
+def notebook_budget(lab_number: int, max_seconds: float, max_mb: float = MEMORY_BUDGET_MB,
+                    quick: bool = False) -> list[dict]:
     """Execute a solved notebook headless and offline; rows for its wall time and peak kernel memory."""
     lab = LABS[lab_number]
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,6 +48,6 @@ def notebook_budget(lab_number: int, max_seconds: float, max_mb: float = 2048, q
     return [
         row(lab_number, f"solved notebook ({label}) < {max_seconds / 60:g} min", f"{result.seconds:.0f} s{failed}",
             result.error is None and result.seconds < max_seconds),
-        row(lab_number, f"solved notebook ({label}) peak memory < {max_mb / 1024:g} GB", f"{result.peak_rss_mb:.0f} MB",
-            result.error is None and result.peak_rss_mb < max_mb),
+        row(lab_number, f"solved notebook ({label}) peak kernel memory <= {max_mb / 1024:g} GB (Binder: 1 GB guaranteed)",
+            f"{result.peak_rss_mb:.0f} MB", result.error is None and result.peak_rss_mb <= max_mb),
     ]
