@@ -7,7 +7,6 @@ cover exactly the public checks' exercises and do not depend on torch's global R
 """
 import json
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,29 +61,12 @@ def test_cases_depend_on_the_seed_only(module):
     assert _drawn(module, 8)[0] != first[0], "another seed should draw other cases"
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
-    """The student-side labkit package as the judge copies it: stubs, helpers, public checks.
-
-    Lab 5's ``make_adversarial_dataset`` calls Lab 2's ``pgd`` (``labkit.experiments.lab2_pgd``),
-    so Lab 5 is judged with a working ``labkit/adversarial.py`` (the reference here) next to the
-    submission: the stub would make every attack raise."""
-    folder = tmp_path_factory.mktemp("release") / "labkit"
-    shutil.copytree(REPO / "labkit", folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(SOLUTIONS / "labkit" / "adversarial.py", folder / "adversarial.py")
-    return folder
-
-
-def _labkit_dir(module: str, release: Path) -> Path:
-    return release if module == "robust_features" else REPO / "labkit"
-
-
 @pytest.mark.slow
 @needs_bwrap
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("module", LABS)
-def test_reference_passes_every_hidden_case(module, seed, release, tmp_path):
-    verdict = judge(module, SOLUTIONS / "labkit" / f"{module}.py", seed, labkit_dir=_labkit_dir(module, release),
+def test_reference_passes_every_hidden_case(module, seed, tmp_path):
+    verdict = judge(module, SOLUTIONS / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit",
                     limits=LIMITS, workdir=tmp_path)
     assert verdict.sandboxed
     assert list(verdict.verdicts) == exercises_of(module)
@@ -98,8 +80,8 @@ def test_reference_passes_every_hidden_case(module, seed, release, tmp_path):
 @needs_bwrap
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("module", LABS)
-def test_stub_is_not_implemented(module, seed, release, tmp_path):
-    verdict = judge(module, REPO / "labkit" / f"{module}.py", seed, labkit_dir=_labkit_dir(module, release),
+def test_stub_is_not_implemented(module, seed, tmp_path):
+    verdict = judge(module, REPO / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit",
                     limits=LIMITS, workdir=tmp_path)
     assert list(verdict.verdicts) == exercises_of(module)
     for v in verdict.verdicts.values():

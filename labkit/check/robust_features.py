@@ -46,6 +46,32 @@ def tiny_linear(num_classes: int = 3, size: int = SIZE, seed: int = 0) -> nn.Mod
     return model
 
 
+def toy_pgd(model: nn.Module, images: torch.Tensor, labels, eps: float, step_size: float, steps: int,
+            norm: str = "linf", targeted: bool = False, random_start: bool = False, seed=None) -> torch.Tensor:
+    """A stand-in for Lab 2's ``pgd`` with a closed form, to test code that calls ``pgd``.
+
+    Each image (N,3,H,W) in [0,1] moves by ``r = min(eps, steps * step_size)`` along a fixed pattern
+    ``p_y = cos((y + 1) * (h + 2w + 3c))`` of its label ``y`` (scaled to L2 norm ``r``, or ``r *
+    sign(p_y)`` for ``norm="linf"``), towards the pattern if ``targeted`` else away, times the sign
+    of the model's label logit minus its mean logit (so it depends on the model's mode), then is
+    clipped to [0,1]. ``random_start`` and ``seed`` are accepted and ignored.
+    """
+    labels = torch.as_tensor(labels).view(-1, 1, 1, 1).to(images.dtype)
+    c, h, w = (torch.arange(n, dtype=images.dtype) for n in images.shape[1:])
+    pattern = torch.cos((labels + 1) * (h.view(1, 1, -1, 1) + 2 * w.view(1, 1, 1, -1) + 3 * c.view(1, -1, 1, 1)))
+    radius = min(float(eps), steps * float(step_size))
+    if norm == "linf":
+        delta = radius * pattern.sign()
+    else:
+        delta = radius * pattern / pattern.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        logits = model(images)
+    index = labels.view(-1).long()
+    side = torch.sign(logits[torch.arange(len(images)), index] - logits.mean(1)).view(-1, 1, 1, 1)
+    side = torch.where(side == 0, torch.ones_like(side), side)
+    return (images + (1 if targeted else -1) * side * delta).clamp(0, 1).detach()
+
+
 def brightness_images(levels, size: int = SIZE) -> torch.Tensor:
     """Flat gray images (N,3,size,size) with the given intensities."""
     levels = torch.as_tensor(levels, dtype=torch.float32)

@@ -62,12 +62,17 @@ class Attr:
 
 @dataclass
 class Call:
-    """One call of an exercise function. ``function`` defaults to the exercise being judged."""
+    """One call of an exercise function. ``function`` defaults to the exercise being judged.
+
+    ``patch`` replaces labkit attributes with public stand-ins during the call, on both sides:
+    ``{"labkit.adversarial.pgd": "labkit.check.robust_features:toy_pgd"}`` judges Lab 5's use of
+    Lab 2's ``pgd`` without needing the student's (or the reference) Lab 2 in the sandbox."""
 
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     function: str | None = None
     timeout: float = 60.0
+    patch: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, *args, **kwargs) -> "Call":
@@ -174,7 +179,7 @@ def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: s
         if e64.size and np.all(np.isfinite(e64)) and e64.min() >= 0 and e64.max() <= 1 and a64.size and (
                 np.nanmin(a64) < -atol or np.nanmax(a64) > 1 + atol):
             raise Mismatch("range", f"{what} has values outside [0, 1] (from {np.nanmin(a64):.3g} to {np.nanmax(a64):.3g})")
-        if not np.allclose(a64, e64, atol=atol, rtol=rtol, equal_nan=False):
+        if not np.allclose(a64, e64, atol=atol, rtol=rtol, equal_nan=True):
             diff = np.abs(a64 - e64)
             worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
             raise Mismatch("value", f"{what} differs from the expected values (largest difference {worst:.3g})")
@@ -187,6 +192,8 @@ def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: s
         if list(map(str, actual.columns)) != list(map(str, expected.columns)):
             raise Mismatch("value", f"{what} has columns {list(actual.columns)}; expected {list(expected.columns)}")
         compare(list(actual.index), list(expected.index), atol=atol, rtol=rtol, what=f"the index of {what}")
+        if actual.index.name != expected.index.name:
+            raise Mismatch("value", f"the index of {what} is named {actual.index.name!r}; expected {expected.index.name!r}")
         for i, column in enumerate(expected.columns):
             compare(_values(actual.iloc[:, i]), _values(expected.iloc[:, i]), atol=atol, rtol=rtol,
                     what=f"column {column!r} of {what}")
@@ -313,7 +320,7 @@ def _encode_call(call: Call, exercise: str, store: worker.Store) -> dict:
         return worker.encode(v, store)
 
     return {"function": call.function or exercise, "args": [enc(a) for a in call.args],
-            "kwargs": {k: enc(v) for k, v in call.kwargs.items()}, "timeout": call.timeout}
+            "kwargs": {k: enc(v) for k, v in call.kwargs.items()}, "timeout": call.timeout, "patch": call.patch}
 
 
 def exercises_of(module: str) -> list[str]:
@@ -371,7 +378,7 @@ def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidde
             paths, where = [*stdlib, *site, str(pkg)], box
         from labkit_course.notebooks import thread_env
 
-        env = {"HOME": "/tmp", "LABKIT_OFFLINE": "1", "MPLBACKEND": "agg", "PYTHONHASHSEED": "0",
+        env = {"HOME": "/tmp", "LABKIT_OFFLINE": "1", "MPLBACKEND": "agg", "PYTHONHASHSEED": "0", "TQDM_DISABLE": "1",
                **thread_env(limits.threads or 1)}
         runs: dict[int, sandbox.Run] = {}  # case index -> the run that was to produce it
         start_case, log_tail = 0, ""
@@ -481,15 +488,28 @@ def _unwrap_failures(results: list) -> None:
 
 
 def _reference_results(ref, request_case: dict, arrays: dict) -> list:
+    """The reference's results on a case, one thread and no progress bars (tiny inputs: extra
+    threads only spin, and the grader's output is not the place for bars)."""
+    import contextlib
+    import io
+
+    import torch
+
     out = []
-    with _REFERENCE_LOCK:
-        for call in request_case["calls"]:
-            args, kwargs = _decode_call(call, arrays)
-            try:
-                value = getattr(ref, call["function"])(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 -- the case expects this exception
-                value = exc
-            out.append(as_expected(value))
+    with _REFERENCE_LOCK, contextlib.redirect_stderr(io.StringIO()):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for call in request_case["calls"]:
+                args, kwargs = _decode_call(call, arrays)
+                try:
+                    with worker.patched(call.get("patch")):
+                        value = getattr(ref, call["function"])(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 -- the case expects this exception
+                    value = exc
+                out.append(as_expected(value))
+        finally:
+            torch.set_num_threads(threads)
     return out
 
 

@@ -18,6 +18,7 @@ The JSON codec: scalars, strings and None stand for themselves; everything else 
 the worker builds with a public factory, ``labkit.check...:name``), ``attr`` (an attribute of an earlier
 positional argument, e.g. a model's layer), ``module`` (a state_dict), ``frame`` (a pandas
 DataFrame), ``raised`` (an exception), ``opaque`` (a value of a type the codec does not carry).
+A call may also ``patch`` labkit attributes with public stand-ins for its duration (:class:`patched`).
 """
 from __future__ import annotations
 
@@ -105,6 +106,7 @@ def encode(value, store: Store, depth: int = 0):
     if type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
         return {"$": "frame", "columns": [encode(_plain(c), store, depth + 1) for c in value.columns],
                 "index": encode(_column(value.index), store, depth + 1),
+                "index_name": _plain(value.index.name) if isinstance(value.index.name, (str, int)) else None,
                 "data": [encode(_column(value[c]), store, depth + 1) for c in value.columns]}
     if isinstance(value, BaseException):
         return raised(value)
@@ -211,16 +213,45 @@ def decode(obj, arrays: dict, args: list | None = None, *, torch_tensors: bool =
         data = {i: rec(d) for i, d in enumerate(obj["data"])}
         frame = pd.DataFrame(data, index=rec(obj["index"]))
         frame.columns = columns
+        frame.index.name = obj.get("index_name")
         return frame
     return obj  # raised, opaque: the judge reads them as they are
 
 
-def build_toy(factory: str, kwargs: dict):
-    """A model from a public factory ``labkit.check.<module>:<name>`` (nothing else is allowed)."""
+def public(factory: str):
+    """A public test helper ``labkit.check.<module>:<name>`` (nothing else is allowed)."""
     module, _, name = factory.partition(":")
     if not module.startswith("labkit.check.") or not name.isidentifier():
         raise ValueError(f"not a public test model: {factory!r}")
-    return getattr(importlib.import_module(module), name)(**kwargs)
+    return getattr(importlib.import_module(module), name)
+
+
+def build_toy(factory: str, kwargs: dict):
+    """A model from a public factory ``labkit.check.<module>:<name>``."""
+    return public(factory)(**kwargs)
+
+
+class patched:
+    """Replace attributes of labkit modules for one call: ``{"labkit.adversarial.pgd":
+    "labkit.check.robust_features:toy_pgd"}`` (an exercise that calls another lab's exercise
+    gets a public stand-in with a closed form, on both sides)."""
+
+    def __init__(self, patches: dict):
+        self.patches, self.saved = patches or {}, []
+
+    def __enter__(self):
+        for target, factory in self.patches.items():
+            module, _, attr = target.rpartition(".")
+            if not module.startswith("labkit.") or not attr.isidentifier():
+                raise ValueError(f"not a labkit attribute: {target!r}")
+            owner = importlib.import_module(module)
+            self.saved.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, public(factory))
+        return self
+
+    def __exit__(self, *exc):
+        for owner, attr, value in reversed(self.saved):
+            setattr(owner, attr, value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,7 +304,8 @@ def main(argv: list[str]) -> int:
                     fn = getattr(module, call["function"])
                     signal.setitimer(signal.ITIMER_REAL, float(call.get("timeout", 60)))
                     try:
-                        value = fn(*args, **kwargs)
+                        with patched(call.get("patch")):
+                            value = fn(*args, **kwargs)
                     finally:
                         signal.setitimer(signal.ITIMER_REAL, 0)
                     result = {"value": encode(value, store)}
