@@ -36,13 +36,15 @@ JUDGE_KINDS = ("logistic", "knn")
 #: The lab's defaults for each dataset (the notebook and benchmarks/robust_features.py say how they
 #: were chosen). ``step_size=None`` means ``eps / 4``.
 #: Digits: at 8x8 the judge allows eps ~0.8, where targeted PGD reaches its target for ~13% of the images
-#: and D_det transfers at ~2% (measured); upsampled to 16x16 the same judge allows eps 1.75 (median
-#: |delta|/|x| 14%). 20 steps of eps/4 transfer as well as 50 of eps/5 (measured), in 40% of the time.
+#: and D_det transfers at ~2% (measured); upsampled to 16x16 the same judge allows about eps 1.75 (median
+#: |delta|/|x| 14%; the target share reached 1.8% for one seed), so the default keeps a margin: 1.5.
+#: 20 steps of eps/4 transfer as well as 50 of eps/5 (measured), in 40% of the time. 30 epochs at lr 0.1
+#: in batches of 32 train the 16x16 source to 95-99% on the clean test set (20 epochs at 0.05 in 64s: 73-86%).
 DEFAULTS = {
     "digits": dict(
         model="small_cnn", width=16, size=16,  # 8x8 scans upsampled to 16x16; the judge sees the same pixels
-        epochs=20, lr=0.05, batch_size=64, augment=False,  # both trainings
-        eps=1.75, step_size=None, steps=20,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
+        epochs=30, lr=0.1, batch_size=32, augment=False,  # both trainings
+        eps=1.5, step_size=None, steps=20,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
         attack_batch_size=512, train_limit=None, test_limit=None,
         perturb=True, judge="logistic", device=None,
     ),

@@ -28,35 +28,12 @@ def lab2_reference(impl):
         yield reference_pgd
 
 
-def _public(exercise):
-    return pytest.mark.parametrize("public_check", exercise.checks, ids=lambda c: c.__name__)
-
-
 # --------------------------------------------------------------------------
-# Public checks, run on the implementation under test
+# Public checks, run on the implementation under test (parametrized by conftest's hook)
 # --------------------------------------------------------------------------
-@pytest.mark.exercise
-@_public(checks.make_adversarial_dataset)
-def test_public_make_adversarial_dataset(impl, public_check):
-    public_check(impl.make_adversarial_dataset)
-
-
-@pytest.mark.exercise
-@_public(checks.train_classifier)
-def test_public_train_classifier(impl, public_check):
-    public_check(impl.train_classifier)
-
-
-@pytest.mark.exercise
-@_public(checks.evaluate)
-def test_public_evaluate(impl, public_check):
-    public_check(impl.evaluate)
-
-
-@pytest.mark.exercise
-@_public(checks.per_class_accuracy)
-def test_public_per_class_accuracy(impl, public_check):
-    public_check(impl.per_class_accuracy)
+def test_public_check(impl, public_check):
+    name, check = public_check
+    check(getattr(impl, name))
 
 
 # --------------------------------------------------------------------------
