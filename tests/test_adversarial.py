@@ -13,7 +13,6 @@ from labkit.check import adversarial as checks
 from labkit.check.adversarial import LinearImageModel, TinyConvNet, random_images
 
 EXERCISE_MODULE = "adversarial"
-EXERCISES = checks.EXERCISES
 
 torchattacks = pytest.importorskip("torchattacks")
 
@@ -30,14 +29,9 @@ def _one_thread():
 # --------------------------------------------------------------------------
 # The public checks, exactly as the notebook runs them
 # --------------------------------------------------------------------------
-@pytest.mark.exercise
-@pytest.mark.parametrize(
-    "exercise,public_check",
-    [(ex, c) for ex in EXERCISES for c in ex.checks],
-    ids=[f"{ex.name}-{c.__name__}" for ex in EXERCISES for c in ex.checks],
-)
-def test_public_check(impl, exercise, public_check):
-    public_check(getattr(impl, exercise.name))
+def test_public_check(impl, public_check):
+    name, check = public_check
+    check(getattr(impl, name))
 
 
 # --------------------------------------------------------------------------
@@ -247,15 +241,3 @@ def test_linear_adversarial_bad_input(impl):
     with pytest.raises(ValueError, match=r"\(8,\)"):
         impl.linear_adversarial(w, torch.rand(9), 0, 1, 0.1)
 
-
-def test_checks_report_todo_on_an_unfinished_exercise(capsys):
-    """The notebook's check says 'not implemented yet', not a traceback, on a stub."""
-
-    def stub(*args, **kwargs):
-        raise NotImplementedError("fgsm() is not implemented yet")
-
-    for exercise in EXERCISES:
-        report = exercise(stub)
-        out = capsys.readouterr().out
-        assert not report.passed and not report.implemented
-        assert "not implemented yet" in out and "Traceback" not in out

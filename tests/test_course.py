@@ -75,8 +75,6 @@ def test_solved_notebook_is_an_nbgrader_assignment(lab):
     answers = [m for m in meta if m["grade"] and m["solution"]]
     assert tests and answers, "needs autograded test cells and manually graded answers"
     assert all(m["locked"] for m in tests)
-    sources = [c.source for c in nb.cells]
-    assert any("### BEGIN HIDDEN TESTS" in s for s in sources)
     assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
     assert nb.metadata["labkit"]["quick_parameters"]
     first_code = next(c for c in nb.cells if c.cell_type == "code")
@@ -120,3 +118,17 @@ def test_inject_parameters_goes_after_the_parameters_cell():
     assert len(nb.cells) == 2, "the original is not modified"
     with pytest.raises(ValueError, match="no cell tagged"):
         notebooks.inject_parameters(nbformat.v4.new_notebook(), {"a": 1})
+
+
+@pytest.mark.parametrize("lab", repo.available_labs(), ids=lambda lab: lab.notebook)
+def test_each_exercise_has_one_test_cell_and_no_hidden_tests_in_notebooks(lab):
+    """Hidden tests live with the judge (labkit_course/hidden/), never in a notebook a student gets."""
+    import importlib
+
+    from labkit_course.build import test_cell_exercises
+
+    nb = nbformat.read(repo.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
+    assert "HIDDEN TESTS" not in nbformat.writes(nb) and "hidden_seed" not in nbformat.writes(nb)
+    exercises = [ex.name for ex in importlib.import_module(f"labkit.check.{lab.module}").EXERCISES]
+    cells = test_cell_exercises(nb, exercises)
+    assert sorted(e for called in cells.values() for e in called) == sorted(exercises)

@@ -37,12 +37,9 @@ def adam_ascent(model, images, target, steps, lr):
 
 
 
-@pytest.mark.exercise
-@pytest.mark.parametrize("case", [(ex.name, c) for ex in checks.EXERCISES for c in ex.checks],
-                         ids=lambda case: f"{case[0]}-{case[1].__name__}")
-def test_public_check(impl, case):
-    name, chk = case
-    chk(getattr(impl, name))
+def test_public_check(impl, public_check):
+    name, check = public_check
+    check(getattr(impl, name))
 
 
 # --------------------------------------------------------------------------- noise_images

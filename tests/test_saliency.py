@@ -11,11 +11,8 @@ EXERCISE_MODULE = "saliency"
 EXERCISES = [ex.name for ex in checks.EXERCISES]
 
 
-@pytest.mark.exercise
-@pytest.mark.parametrize("case", [(ex.name, c) for ex in checks.EXERCISES for c in ex.checks],
-                         ids=lambda case: f"{case[0]}-{case[1].__name__}")
-def test_public_check(impl, case):
-    name, check = case
+def test_public_check(impl, public_check):
+    name, check = public_check
     check(getattr(impl, name))
 
 
