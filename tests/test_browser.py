@@ -9,7 +9,8 @@ Playwright's own browser download is not needed). The test
 3. runs the ``input_gradients`` check on the stub and sees the "not implemented yet" report;
 4. opens ``labkit/saliency.py`` in JupyterLab's editor, saves an implementation into it (through the
    contents API, as the editor's save does), re-runs the check in the same kernel and sees PASS;
-5. builds a course with ``labkit-course course build`` and opens nbgrader's Formgrader on it.
+5. runs the cells up to the first saliency figure and sees it rendered;
+6. builds a course with ``labkit-course course build`` and opens nbgrader's Formgrader on it.
 
 Screenshots go to ``build/screenshots/`` (look at them). Marked ``browser`` and ``slow``; skipped, saying
 why, where Chromium or Playwright is missing.
@@ -204,7 +205,20 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
         text = output.inner_text()
         assert "PASS" in text and "FAIL" not in text and "not implemented" not in text, text
         _shot(page, "4_student_check_pass")
-        assert json.load(urllib.request.urlopen(f"{url}/api/kernels")) [0]["id"] == kernels[0]["id"], "the kernel restarted"
+        assert json.load(urllib.request.urlopen(f"{url}/api/kernels"))[0]["id"] == kernels[0]["id"], "the kernel restarted"
+
+        # figures render: the photos with the model's predictions, then the first saliency maps
+        code = page.locator(".jp-Notebook .jp-CodeCell")
+        first_maps = next(i for i, s in enumerate(sources) if s.startswith("vanilla = gradient_saliency("))
+        for i in range(params + 1, first_maps + 1):
+            if i != checked and not sources[i].startswith("grads = "):
+                _run_cell(page, code.nth(i))
+                _wait_idle(page)
+        figure = code.nth(first_maps).locator(".jp-OutputArea img")
+        figure.wait_for()
+        assert figure.evaluate("img => img.naturalWidth") > 300
+        assert errors.count() == 0, errors.first.inner_text()
+        _shot(page, "5_student_figure")
         page.close()
 
 
@@ -220,10 +234,10 @@ def test_instructor_opens_formgrader_on_a_built_course(browser, tmp_path):
         page.get_by_role("link", name="lab1", exact=True).wait_for()   # the table is filled by the gradebook
         body = page.inner_text("body")
         assert "Manage Assignments" in body and "Manual Grading" in body
-        _shot(page, "5_instructor_formgrader")
+        _shot(page, "6_instructor_formgrader")
         page.goto(f"{url}/lab")
         page.wait_for_selector(".lm-MenuBar-itemLabel", state="visible")
         menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
         assert any("nbgrader" in m.lower() for m in menus), f"the instructor's JupyterLab has no Nbgrader menu: {menus}"
-        _shot(page, "6_instructor_lab")
+        _shot(page, "7_instructor_lab")
         page.close()
