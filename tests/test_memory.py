@@ -53,3 +53,21 @@ def test_efficientnet_lite_is_timm_s(name, size):
     ga, = torch.autograd.grad(a[:, 7].sum(), x)
     gb, = torch.autograd.grad(b[:, 7].sum(), x)
     torch.testing.assert_close(ga, gb, rtol=0, atol=1e-6)
+
+
+def test_trim_memory_after_each_cell_registers_once():
+    """Re-running a set-up cell keeps one hook; each cell's end hands freed memory back (glibc)."""
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from labkit import models\n"
+        "shell = InteractiveShell.instance()\n"
+        "for _ in range(3):\n"
+        "    shell.run_cell('from labkit.models import trim_memory_after_each_cell; trim_memory_after_each_cell()')\n"
+        "hooks = [c for c in shell.events.callbacks['post_run_cell'] if c.__name__ == '_labkit_trim_memory']\n"
+        "assert len(hooks) == 1, hooks\n"
+        "assert shell.run_cell('x = [bytearray(1 << 20) for _ in range(50)]; del x').success\n"
+        "print(models.trim_memory())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(sys.platform == "linux")
