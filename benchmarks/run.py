@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from labkit.labs import LABS
+
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = {"1": "saliency", "2": "adversarial", "3": "classviz", "4": "noise", "5": "robust_features", "grading": "grading"}
+SUITES = {**{str(n): lab.module for n, lab in LABS.items()}, "grading": "grading"}
 
 
 def machine() -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from labkit.labs import MODULES
 from labkit_course import sandbox
 from labkit_course.judge import Call, Case, Mismatch, Toy, compare, judge, worker
 from labkit_course.judge.static import audit
@@ -143,7 +144,7 @@ def test_audit_flags_what_could_hand_over_an_answer(source, reason):
     assert reasons and any(reason in r for r in reasons), reasons
 
 
-@pytest.mark.parametrize("module", ["saliency", "adversarial", "classviz", "noise", "robust_features"])
+@pytest.mark.parametrize("module", MODULES)
 def test_audit_passes_the_reference_and_the_stub(module):
     assert audit((SOLUTIONS / "labkit" / f"{module}.py").read_text(), module) == []
     assert audit((REPO / "labkit" / f"{module}.py").read_text(), module) == []

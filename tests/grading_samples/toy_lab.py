@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from labkit.labs import Lab
+from labkit.labs import MODULES, Lab
 from labkit_course.repo import REPO
 
 TOY = Lab(0, "00_toy", "toy", "Toy lab")
@@ -125,7 +125,7 @@ def make_repo(dest: Path) -> Path:
     (dest / "solutions" / "notebooks").mkdir(parents=True)
     # the toy lab only: the real labs' modules would be stubbed into the course too (harmless but slower)
     for old in (dest / "labkit").glob("*.py"):
-        if old.stem in {"saliency", "adversarial", "classviz", "noise", "robust_features"}:
+        if old.stem in MODULES:
             old.unlink()
     (dest / "solutions" / "labkit" / "toy.py").write_text(SOLUTION)
     (dest / "labkit_course" / "hidden").mkdir(parents=True)
