@@ -29,7 +29,8 @@ COLAB = {"torch": "2.11.0", "torchvision": "0.26.0", "numpy": "2.1.2"}
 #: dependencies of the test suite only, whose pins would break a user's environment
 TEST_ONLY = ("torchattacks", "pytest", "playwright")
 
-pytestmark = pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:Setuptools is replacing distutils:UserWarning")]
 
 
 def _pip_lines(path: Path) -> list[str]:
