@@ -137,7 +137,7 @@ def cmd_gradescope(args) -> int:
     if args.action == "build":
         if not args.lab.isdigit() or int(args.lab) not in LABS:
             raise SystemExit(f"no lab {args.lab!r}; labs are {sorted(LABS)}")
-        out = gradescope.build_zip(int(args.lab), Path(args.out))
+        out = gradescope.build_zip(int(args.lab), Path(args.out), sandbox_mode=args.sandbox)
         print(f"Gradescope autograder for lab {args.lab} written to {out}: upload it as the assignment's autograder")
         return 0
     results = gradescope.run_autograder(Path(args.root), sandbox_mode=args.sandbox)
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = gsub.add_parser("build", help="write autograder.zip for a lab")
     b.add_argument("lab", help="lab number")
     b.add_argument("--out", default="autograder.zip", help="where to write the zip (default autograder.zip)")
+    b.add_argument("--sandbox", choices=MODES, default="require",
+                   help="require (default): no bubblewrap, no grade; fallback: grade with limits only, and say so")
     b.set_defaults(func=cmd_gradescope)
     r = gsub.add_parser("run", help="judge /autograder/submission and write results/results.json")
     r.add_argument("--root", default="/autograder", help="the autograder tree (default /autograder)")
