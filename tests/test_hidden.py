@@ -5,6 +5,7 @@ bubblewrap sandbox, which must pass every exercise, and the committed stub (labk
 which must be "not implemented" everywhere. Fast checks (no sandbox) make sure the hidden cases
 cover exactly the public checks' exercises and do not depend on torch's global RNG.
 """
+import importlib
 import json
 import random
 from pathlib import Path
@@ -15,8 +16,15 @@ import torch
 
 from labkit.labs import MODULES as LABS
 from labkit_course import sandbox
-from labkit_course.judge import _encode_call, exercises_of, hidden_tests, judge, worker
+from labkit_course.judge import _encode_call, hidden_tests, judge, worker
 from labkit_course.repo import REPO, SOLUTIONS
+
+
+
+def exercises_of(module: str) -> list[str]:
+    """The exercises of a lab, from its public checks (``labkit.check.<module>.EXERCISES``)."""
+    return [ex.name for ex in importlib.import_module(f"labkit.check.{module}").EXERCISES]
+
 
 SEEDS = [1, 12345]
 LIMITS = sandbox.Limits(wall_timeout=600, memory_mb=4096, threads=1)

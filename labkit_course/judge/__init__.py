@@ -117,9 +117,6 @@ class Verdict:
     failure: str = ""  # kind of the first failure: not implemented | crash | timeout | shape | type | range | value
     message: str = ""  # for the student
 
-    def as_dict(self) -> dict:
-        return self.__dict__.copy()
-
 
 @dataclass
 class Judgement:
@@ -130,10 +127,6 @@ class Judgement:
     notes: list[str]
     seconds: float
     sandboxed: bool
-
-    def passed(self, exercise: str) -> bool:
-        v = self.verdicts.get(exercise)
-        return bool(v and v.passed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -323,16 +316,9 @@ def _encode_call(call: Call, exercise: str, store: worker.Store) -> dict:
             "kwargs": {k: enc(v) for k, v in call.kwargs.items()}, "timeout": call.timeout, "patch": call.patch}
 
 
-def exercises_of(module: str) -> list[str]:
-    """The exercises of a lab, from its public checks (``labkit.check.<module>.EXERCISES``)."""
-    import importlib
-
-    return [ex.name for ex in importlib.import_module(f"labkit.check.{module}").EXERCISES]
-
-
 def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidden_dir: Path | None = None,
           reference_dir: Path | None = None, limits: sandbox.Limits = sandbox.Limits(wall_timeout=600),
-          sandbox_mode: str = "require", exercises: list[str] | None = None, workdir: Path | None = None) -> Judgement:
+          sandbox_mode: str = "require", workdir: Path | None = None) -> Judgement:
     """Judge ``student_file`` (the student's ``labkit/<module>.py``) on the hidden cases of ``seed``.
 
     ``labkit_dir`` is the course's student-side ``labkit`` package (the release: stubs, helpers,
@@ -343,7 +329,7 @@ def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidde
     start = time.perf_counter()
     sandboxed = sandbox.check_mode(sandbox_mode)
     hidden = hidden_tests(module, hidden_dir)
-    names = exercises or list(hidden.EXERCISES)
+    names = list(hidden.EXERCISES)
     student_file = Path(student_file)
     source = student_file.read_text(encoding="utf-8", errors="replace") if student_file.is_file() else ""
     flags = audit(source, module) if source else []
