@@ -19,6 +19,9 @@ mode reuses it (``run_experiment(source=...)``; training is deterministic, so no
 ``--quick`` runs tiny versions (200 training images, 2 epochs, 3 PGD steps, one seed) in seconds;
 their verdicts only check that the pipeline runs. The reference implementation is used (Lab 2's
 reference ``pgd`` included).
+
+On a machine loaded by other jobs, run with ``OMP_WAIT_POLICY=PASSIVE``: two OpenMP threads that spin-wait
+trained 7x slower than with passive waiting (3 epochs: 24.7 s against 3.4 s, 1 thread 2.6 s; load average 8).
 """
 from __future__ import annotations
 
