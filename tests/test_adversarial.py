@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit.check import adversarial as checks
-from labkit.check.adversarial import LinearImageModel, TinyConvNet, random_images
+from labkit.check.toys import LinearClassifier, OneConvReluNet, images
+from labkit.models import freeze
 
 EXERCISE_MODULE = "adversarial"
 
@@ -47,7 +48,7 @@ def _torchattack(cls, model, targeted=False, **kwargs):
 @pytest.mark.exercise
 @pytest.mark.parametrize("targeted", [False, True])
 def test_fgsm_equals_torchattacks(impl, targeted):
-    model, x = TinyConvNet(), random_images(n=5, size=16, seed=11)
+    model, x = OneConvReluNet(), images(5, 16, seed=11)
     labels = torch.tensor([0, 1, 2, 3, 4])
     expected = _torchattack(torchattacks.FGSM, model, targeted, eps=8 / 255)(x, labels)
     got = impl.fgsm(model, x, labels, 8 / 255, targeted=targeted)
@@ -58,7 +59,7 @@ def test_fgsm_equals_torchattacks(impl, targeted):
 @pytest.mark.parametrize("norm,targeted", [("linf", False), ("linf", True), ("l2", False), ("l2", True)])
 def test_pgd_equals_torchattacks(impl, norm, targeted):
     """Without a random start PGD is deterministic: the same settings give the same images."""
-    model, x = TinyConvNet(seed=1), random_images(n=5, size=16, seed=12)
+    model, x = OneConvReluNet(seed=1), images(5, 16, seed=12)
     labels = torch.tensor([5, 4, 3, 2, 1])
     if norm == "linf":
         eps, step = 8 / 255, 2 / 255
@@ -87,9 +88,7 @@ def digits_model():
         opt.zero_grad()
         F.cross_entropy(model(x[train]), y[train]).backward()
         opt.step()
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    freeze(model)
     with torch.no_grad():
         accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
     assert accuracy > 0.9, accuracy
@@ -147,7 +146,7 @@ def test_linear_adversarial_gain_grows_with_dimension(impl):
 def _expected_fooling_steps(model, image, target, lr, max_steps):
     """Steps the fooling-image ascent takes on a linear model (None if more than ``max_steps``):
     every step is ``lr * W[target] / ||W[target]||``, then clipping to [0,1]."""
-    w, b = model.weight.double(), model.bias.double()
+    w, b = model.weight.flatten(1).double(), model.bias.double()
     x = image.double().flatten()
     step = lr * w[target] / w[target].norm()
     for k in range(max_steps + 1):
@@ -159,8 +158,8 @@ def _expected_fooling_steps(model, image, target, lr, max_steps):
 
 @pytest.mark.exercise
 def test_fooling_image_matches_closed_form_for_several_targets(impl):
-    model = LinearImageModel(num_classes=6, size=5, seed=4)
-    image = random_images(n=1, size=5, seed=2, lo=0.4, hi=0.6)
+    model = LinearClassifier(num_classes=6, size=5, seed=4, bias_scale=0.1)
+    image = images(1, 5, seed=2, lo=0.4, hi=0.6)
     needed = {}
     for target in range(6):
         needed[target] = _expected_fooling_steps(model, image, target, 0.03, 100)
@@ -175,7 +174,7 @@ def test_fooling_image_matches_closed_form_for_several_targets(impl):
 
 @pytest.mark.exercise
 def test_pgd_zero_eps_returns_the_input(impl):
-    model, x = TinyConvNet(), random_images(n=2, size=8, seed=13)
+    model, x = OneConvReluNet(), images(2, 8, seed=13)
     for norm in ("linf", "l2"):
         assert torch.allclose(impl.pgd(model, x, 0, 0.0, 0.01, 3, norm=norm), x, atol=1e-7)
 
@@ -185,7 +184,7 @@ def test_pgd_zero_eps_returns_the_input(impl):
 # --------------------------------------------------------------------------
 @pytest.mark.exercise
 def test_fgsm_bad_input(impl):
-    model, x = TinyConvNet(), random_images(n=2, size=8)
+    model, x = OneConvReluNet(), images(2, 8)
     impl.fgsm(model, x, 0, 0.1)
     with pytest.raises(ValueError, match="eps"):
         impl.fgsm(model, x, 0, -0.1)
@@ -197,7 +196,7 @@ def test_fgsm_bad_input(impl):
 
 @pytest.mark.exercise
 def test_pgd_bad_input(impl):
-    model, x = TinyConvNet(), random_images(n=2, size=8)
+    model, x = OneConvReluNet(), images(2, 8)
     impl.pgd(model, x, 0, 0.1, 0.05, 2)
     with pytest.raises(ValueError, match="eps"):
         impl.pgd(model, x, 0, -0.1, 0.05, 2)
@@ -213,8 +212,8 @@ def test_pgd_bad_input(impl):
 
 @pytest.mark.exercise
 def test_fooling_image_bad_input(impl):
-    model = LinearImageModel(num_classes=4, size=6, seed=1)
-    image = random_images(n=1, size=6, seed=10)
+    model = LinearClassifier(num_classes=4, size=6, seed=1, bias_scale=0.1)
+    image = images(1, 6, seed=10)
     with torch.no_grad():
         pred = int(model(image).argmax())
     impl.fooling_image(model, image, pred)

@@ -86,8 +86,8 @@ def test_result_files_are_never_followed_through_links(tmp_path):
 
 
 def test_toys_come_only_from_the_public_checks():
-    assert isinstance(worker.build_toy("labkit.check.adversarial:TinyConvNet", {"seed": 1}), torch.nn.Module)
-    for factory in ("os:system", "labkit_course.judge:judge", "labkit.check.adversarial:__import__('os')"):
+    assert isinstance(worker.build_toy("labkit.check.toys:OneConvReluNet", {"seed": 1}), torch.nn.Module)
+    for factory in ("os:system", "labkit_course.judge:judge", "labkit.check.toys:__import__('os')"):
         with pytest.raises(ValueError, match="not a public test model"):
             worker.build_toy(factory, {})
 
@@ -128,7 +128,7 @@ def test_compare_accepts_what_matches():
     ("import sys\nf = sys._getframe(1)", "_getframe"),
     ("import inspect", "inspect"),
     ("def f(tb):\n    return tb.tb_frame.f_back.f_locals", "f_locals"),
-    ("from labkit.check.adversarial import TinyConvNet", "labkit.check"),
+    ("from labkit.check.toys import OneConvReluNet", "labkit.check"),
     ("from labkit import check", "labkit.check"),
     ("import labkit_course.judge", "labkit_course"),
     ("import torchattacks", "torchattacks"),
@@ -254,5 +254,5 @@ def test_hidden_cases_are_fixed_by_the_seed():
 
 
 def test_cases_and_calls_are_plain_descriptions():
-    case = Case([Call.of(Toy("labkit.check.adversarial:TinyConvNet", seed=1), torch.zeros(1, 3, 8, 8), 0)])
+    case = Case([Call.of(Toy("labkit.check.toys:OneConvReluNet", seed=1), torch.zeros(1, 3, 8, 8), 0)])
     assert case.calls[0].args[0].kwargs == {"seed": 1} and case.check is None and case.reference

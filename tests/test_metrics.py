@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit import metrics
-from labkit.check.saliency import Linear, images, tiny_cnn
+from labkit.check.toys import LinearClassifier, images, tiny_cnn
 
 
 def test_rank_correlation_known_values():
@@ -38,7 +38,7 @@ def test_cascading_randomization_leaves_the_model_alone_and_detects_change():
 
 def test_deletion_curve_on_a_linear_model():
     """Deleting the pixels with the largest positive contribution first makes the logit fall fastest."""
-    model = Linear(shape=(3, 4, 4), num_classes=2)
+    model = LinearClassifier(size=4, num_classes=2)
     with torch.no_grad():
         model.weight[1] = -model.weight[0]
         model.bias.zero_()

@@ -47,7 +47,7 @@ SCRIPT = textwrap.dedent(r'''
     facts["setup"] = [run(cell) for cell in setup]
     facts["before"] = run("""
     import labkit.saliency
-    from labkit.check.saliency import Linear
+    from labkit.check.toys import LinearClassifier
     from labkit.saliency import smoothgrad as sg
     kept = [input_gradients]
     x = torch.rand(2, 3, 8, 8)
@@ -58,13 +58,13 @@ SCRIPT = textwrap.dedent(r'''
     facts["after"] = run("""
     assert check.saliency.input_gradients(verbose=False).passed
     assert input_gradients is labkit.saliency.input_gradients      # the name imported in the set-up cell
-    assert input_gradients(Linear(), x, 0).shape == (2, 3, 8, 8)
-    assert kept[0](Linear(), x, 1).shape == (2, 3, 8, 8)           # an old reference runs the new code
+    assert input_gradients(LinearClassifier(), x, 0).shape == (2, 3, 8, 8)
+    assert kept[0](LinearClassifier(), x, 1).shape == (2, 3, 8, 8)  # an old reference runs the new code
     assert sg is labkit.saliency.smoothgrad                        # an `as` alias
     """)
     with open(student_file, "a") as f:
         f.write("\ndef broken(:\n")                               # a half-typed edit
-    facts["broken"] = run("assert input_gradients(Linear(), x, 0).shape == (2, 3, 8, 8)")
+    facts["broken"] = run("assert input_gradients(LinearClassifier(), x, 0).shape == (2, 3, 8, 8)")
     with open(student_file, "a") as f:
         f.write("    pass\n")
     shutil.copy(reference, student_file)

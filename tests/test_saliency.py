@@ -6,6 +6,7 @@ import torch
 from captum.attr import GuidedBackprop, LayerGradCam, Occlusion
 
 from labkit.check import saliency as checks
+from labkit.check.toys import count_hooks, images, tiny_cnn
 
 EXERCISE_MODULE = "saliency"
 EXERCISES = [ex.name for ex in checks.EXERCISES]
@@ -45,7 +46,7 @@ def test_grad_cam_equals_captum_before_upsampling(impl, model, small_photos):
     # compare on the coarse grid by upsampling Captum's map the documented way instead.
     expected = torch.nn.functional.interpolate(theirs, size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
     assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-6 * expected.abs().max().item())
-    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+    assert count_hooks(model) == 0
 
 
 @pytest.mark.exercise
@@ -59,15 +60,15 @@ def test_guided_backprop_on_the_course_model_leaves_it_untouched(impl, model, sm
     plain = impl.input_gradients(model, x, t)
     assert not torch.allclose(guided, plain), "guided backprop equals the plain gradient: the ReLU6 rule was not applied"
     assert [m.inplace for m in model.modules() if hasattr(m, "inplace")] == flags
-    assert sum(len(m._forward_hooks) + len(m._backward_hooks) for m in model.modules()) == 0
+    assert count_hooks(model) == 0
     with torch.no_grad():
         assert torch.equal(model(x), before)
 
 
 @pytest.mark.exercise
 def test_guided_backprop_removes_hooks_when_the_forward_pass_fails(impl):
-    model = checks.tiny_cnn(torch.nn.ReLU6, inplace=True)
-    x = checks.images(1, 12)
+    model = tiny_cnn(torch.nn.ReLU6, inplace=True)
+    x = images(1, 12)
     assert impl.guided_backprop(model, x, 0).shape == x.shape
 
     class Broken(torch.nn.Module):
@@ -77,7 +78,7 @@ def test_guided_backprop_removes_hooks_when_the_forward_pass_fails(impl):
     model.pool = Broken()  # after the ReLUs, so their hooks are in place when it fails
     with pytest.raises(ArithmeticError):
         impl.guided_backprop(model, x, 0)
-    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+    assert count_hooks(model) == 0
 
 
 @pytest.mark.exercise
@@ -95,12 +96,12 @@ def test_integrated_gradients_completeness_on_the_cat_photo(impl, model, photos)
 @pytest.mark.exercise
 @pytest.mark.parametrize("name", EXERCISES)
 def test_bad_input_is_refused_with_a_clear_error(impl, name):
-    model = checks.tiny_cnn()
+    model = tiny_cnn()
     fn = getattr(impl, name)
     if name == "occlusion":
         fn = functools.partial(fn, window=4, stride=2)
     args = (model, "features") if name == "grad_cam" else (model,)
-    x = checks.images(2, 12)
+    x = images(2, 12)
     assert fn(*args, x, 1).shape[0] == 2  # valid input works
     with pytest.raises(TypeError, match="float"):
         fn(*args, (x * 255).to(torch.uint8), 1)
@@ -119,8 +120,8 @@ def test_bad_input_is_refused_with_a_clear_error(impl, name):
 
 @pytest.mark.exercise
 def test_grad_cam_refuses_a_layer_that_is_not_in_the_model(impl):
-    model = checks.tiny_cnn()
-    x = checks.images(1, 12)
+    model = tiny_cnn()
+    x = images(1, 12)
     assert impl.grad_cam(model, "features", x, 0).shape == (1, 12, 12)
     with pytest.raises(ValueError, match="no layer named"):
         impl.grad_cam(model, "nope", x, 0)
@@ -130,7 +131,7 @@ def test_grad_cam_refuses_a_layer_that_is_not_in_the_model(impl):
 
 @pytest.mark.exercise
 def test_parameters_are_validated(impl):
-    model, x = checks.tiny_cnn(), checks.images(1, 12)
+    model, x = tiny_cnn(), images(1, 12)
     assert impl.smoothgrad(model, x, 0, n_samples=2).shape == (1, 12, 12)
     with pytest.raises(ValueError, match="n_samples"):
         impl.smoothgrad(model, x, 0, n_samples=0)

@@ -15,6 +15,8 @@ test, so the notebook and the test suite run the very same checks.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import sys
 import traceback
@@ -25,13 +27,40 @@ from typing import Callable
 PASS, FAIL, TODO, ERROR = "PASS", "FAIL", "TODO", "ERROR"
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one CPU thread inside the block (if torch is loaded; a lab without it has nothing to limit).
+
+    The checks' tiny models are fastest that way, and several threads spin-wait for ~100x longer
+    on a busy, shared CPU.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def check(description: str, hint: str = "") -> Callable:
-    """Decorate ``f(fn)``, a check that raises AssertionError when ``fn`` is wrong."""
+    """Decorate ``f(fn)``, a check that raises AssertionError when ``fn`` is wrong.
+
+    The check runs under :func:`one_thread`, in the notebook as in pytest.
+    """
 
     def decorate(f):
-        f.description = description
-        f.hint = hint
-        return f
+        @functools.wraps(f)
+        def run(fn):
+            with one_thread():
+                return f(fn)
+
+        run.description = description
+        run.hint = hint
+        return run
 
     return decorate
 

@@ -13,8 +13,8 @@ import torch
 from labkit_course.judge import Call, Case, Mismatch, Toy, compare
 
 EXERCISES = ("linear_adversarial", "fgsm", "pgd", "fooling_image")
-LINEAR = "labkit.check.adversarial:LinearImageModel"
-CONVNET = "labkit.check.adversarial:TinyConvNet"
+LINEAR = "labkit.check.toys:LinearClassifier"
+CONVNET = "labkit.check.toys:OneConvReluNet"
 
 
 def _gen(rng: random.Random) -> torch.Generator:
@@ -56,7 +56,7 @@ def fgsm(rng: random.Random) -> list[Case]:
     cases = []
     for _ in range(4):
         c, s, n = rng.randint(2, 9), rng.randint(2, 6), rng.randint(1, 5)
-        model = Toy(LINEAR, num_classes=c, size=s, seed=rng.randrange(10_000))
+        model = Toy(LINEAR, num_classes=c, size=s, seed=rng.randrange(10_000), bias_scale=0.1)
         x, y = torch.rand(n, 3, s, s, generator=g), torch.randint(0, c, (n,), generator=g)
         eps = 0.2 * rng.random()
         for targeted in (False, True):
@@ -101,7 +101,7 @@ def fooling_image(rng: random.Random) -> list[Case]:
     cases = []
     for _ in range(6):
         c = rng.randint(3, 7)
-        model = Toy(LINEAR, num_classes=c, size=5, seed=rng.randrange(10_000))
+        model = Toy(LINEAR, num_classes=c, size=5, seed=rng.randrange(10_000), bias_scale=0.1)
         image = 0.3 + 0.4 * torch.rand(1, 3, 5, 5, generator=g)
         target, lr = rng.randrange(c), 0.01 + 0.09 * rng.random()
         calls = [Call.of(model, image, target, lr=lr, max_steps=300)]

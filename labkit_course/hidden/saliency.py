@@ -16,9 +16,9 @@ from labkit_course.judge import Attr, Call, Case, Mismatch, Toy, compare
 
 EXERCISES = ("input_gradients", "gradient_saliency", "smoothgrad", "integrated_gradients", "occlusion",
              "grad_cam", "guided_backprop")
-CNN = "labkit.check.saliency:tiny_cnn"
-LINEAR = "labkit.check.saliency:Linear"
-QUADRATIC = "labkit.check.saliency:Quadratic"
+CNN = "labkit.check.toys:tiny_cnn"
+LINEAR = "labkit.check.toys:LinearClassifier"
+QUADRATIC = "labkit.check.toys:QuadraticClassifier"
 
 
 def _gen(rng: random.Random) -> torch.Generator:
