@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import labkit.check.classviz as checks
-from labkit.check.classviz import LinearModel, TinyNet
+from labkit.check.toys import LinearClassifier, SmoothConvNet
 from labkit_course.repo import REPO, SOLUTIONS
 
 EXERCISE_MODULE = "classviz"
@@ -76,7 +76,7 @@ def test_blur_is_separable_and_linear(impl):
 
 @pytest.mark.exercise
 def test_step_l2_norm_is_lr_per_image(impl):
-    model = TinyNet()
+    model = SmoothConvNet()
     x = 0.4 + 0.2 * torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     out = impl.class_visualization_step(x, model, torch.tensor([1, 2, 3]), 1e-3, 0.05)
     norms = (out - x).flatten(1).norm(dim=1)
@@ -85,7 +85,7 @@ def test_step_l2_norm_is_lr_per_image(impl):
 
 @pytest.mark.exercise
 def test_step_l2_regularization_larger_weight_stays_closer_to_gray(impl):
-    model = LinearModel(size=8, num_classes=4, scale=0.01)
+    model = LinearClassifier(size=8, num_classes=4, scale=0.01)
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     dist = [float((impl.class_visualization_step(x, model, 0, l2, 0.2) - 0.5).norm()) for l2 in (0.0, 0.01, 1.0)]
     assert dist[0] > dist[1] > dist[2]
@@ -93,7 +93,7 @@ def test_step_l2_regularization_larger_weight_stays_closer_to_gray(impl):
 
 @pytest.mark.exercise
 def test_visualize_class_is_deterministic_with_default_arguments(impl):
-    model = TinyNet(size=24)
+    model = SmoothConvNet(size=24)
     a = impl.visualize_class(model, 3, steps=12)
     b = impl.visualize_class(model, 3, steps=12)
     assert a.shape == (1, 3, 24, 24)
@@ -103,7 +103,7 @@ def test_visualize_class_is_deterministic_with_default_arguments(impl):
 
 @pytest.mark.exercise
 def test_visualize_class_from_photo_keeps_its_size_and_stays_close_with_strong_l2(impl):
-    model = TinyNet()
+    model = SmoothConvNet()
     photo = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(8))
     out = impl.visualize_class(model, 1, steps=3, init=photo, lr=0.01, blur_every=0)
     assert out.shape == photo.shape
@@ -112,7 +112,7 @@ def test_visualize_class_from_photo_keeps_its_size_and_stays_close_with_strong_l
 
 @pytest.mark.exercise
 def test_robust_batch_equals_separate_runs_shape_and_range(impl):
-    model = TinyNet()
+    model = SmoothConvNet()
     out = impl.visualize_class_robust(model, torch.tensor([1, 2, 3]), steps=2, seed=4)
     assert out.shape == (3, 3, 16, 16)
     assert 0 <= float(out.min()) and float(out.max()) <= 1
@@ -140,7 +140,7 @@ def test_one_step_raises_target_logit_on_efficientnet(impl, model):
 # --------------------------------------------------------------------------
 @pytest.mark.exercise
 def test_target_out_of_range(impl):
-    model = TinyNet(num_classes=10)
+    model = SmoothConvNet(num_classes=10)
     x = torch.rand(1, 3, 16, 16)
     impl.class_visualization_step(x, model, 9, 0.0, 0.1)
     with pytest.raises(ValueError, match=r"\[0, 9\]; got 10"):
@@ -154,7 +154,7 @@ def test_target_out_of_range(impl):
 
 @pytest.mark.exercise
 def test_wrong_image_shape(impl):
-    model = TinyNet()
+    model = SmoothConvNet()
     impl.jitter(torch.rand(1, 3, 4, 4), 1, 1)
     with pytest.raises(ValueError, match=r"shape \(N,3,H,W\).*unsqueeze"):
         impl.class_visualization_step(torch.rand(3, 16, 16), model, 0, 0.0, 0.1)
@@ -170,7 +170,7 @@ def test_wrong_image_shape(impl):
 
 @pytest.mark.exercise
 def test_steps_below_one(impl):
-    model = TinyNet()
+    model = SmoothConvNet()
     impl.visualize_class(model, 0, steps=1)
     impl.visualize_class_robust(model, 0, steps=1)
     for bad in (0, -3):
@@ -184,7 +184,7 @@ def test_steps_below_one(impl):
 
 @pytest.mark.exercise
 def test_other_bad_arguments(impl):
-    model = TinyNet()
+    model = SmoothConvNet()
     x = torch.rand(1, 3, 16, 16)
     impl.blur(x, 0.5)
     with pytest.raises(ValueError, match="sigma must be > 0"):

@@ -2,8 +2,8 @@
 
 Each function takes a ``random.Random`` (drawn from the per-student seed) and returns the cases
 of one exercise. See :mod:`labkit_course.judge` for what a case is and how it is judged. The
-models are the public checks' tiny ones (:class:`labkit.check.classviz.LinearModel`, whose step is
-known in closed form, and :class:`labkit.check.classviz.TinyNet`), and the loops run a few steps.
+models are the public checks' tiny ones (:class:`labkit.check.toys.LinearClassifier`, whose step is
+known in closed form, and :class:`labkit.check.toys.SmoothConvNet`), and the loops run a few steps.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 from labkit_course.judge import Call, Case, Mismatch, Toy, compare
 
 EXERCISES = ("jitter", "blur", "class_visualization_step", "visualize_class", "visualize_class_robust")
-LINEAR = "labkit.check.classviz:LinearModel"
-TINY = "labkit.check.classviz:TinyNet"
+LINEAR = "labkit.check.toys:LinearClassifier"
+TINY = "labkit.check.toys:SmoothConvNet"
 
 
 def _gen(rng: random.Random) -> torch.Generator:
