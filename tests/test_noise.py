@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import labkit.check.noise as checks
-from labkit.check.noise import TinyNet
+from labkit.check.toys import PooledLinear
 
 EXERCISE_MODULE = "noise"
 
@@ -101,13 +101,13 @@ def test_probe_matches_predict_on_efficientnet(impl, model):
 
 @pytest.mark.exercise
 def test_probe_bad_input(impl):
-    models = {"t": TinyNet()}
+    models = {"t": PooledLinear()}
     x = torch.rand(2, 3, 8, 8)
     assert len(impl.probe(models, x)) == 2
     with pytest.raises(ValueError, match="empty"):
         impl.probe({}, x)
     with pytest.raises(TypeError, match="dict"):
-        impl.probe(TinyNet(), x)
+        impl.probe(PooledLinear(), x)
     with pytest.raises(ValueError, match="channels"):
         impl.probe(models, x.permute(0, 2, 3, 1))
     with pytest.raises(TypeError):
@@ -120,7 +120,7 @@ def test_probe_bad_input(impl):
 @pytest.mark.exercise
 def test_summarize_and_counts_on_a_real_probe(impl):
     x = torch.rand(40, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    models = {"z": TinyNet(seed=1), "y": TinyNet(seed=2)}
+    models = {"z": PooledLinear(seed=1), "y": PooledLinear(seed=2)}
     df = impl.probe(models, x)
     table = impl.summarize(df)
     assert list(table.columns) == ["z", "y"]
@@ -149,7 +149,7 @@ def test_summarize_and_counts_bad_input(impl):
 # --------------------------------------------------------------------------- maximize_confidence
 @pytest.mark.exercise
 def test_maximize_matches_independent_adam_longer(impl):
-    model = TinyNet(num_classes=20, seed=7, scale=2.0)
+    model = PooledLinear(num_classes=20, seed=7, scale=2.0)
     x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(3))
     target = torch.tensor([0, 5, 10, 19])
     got_x, got_c = impl.maximize_confidence(model, x, target=target, steps=15, lr=0.02)
@@ -161,7 +161,7 @@ def test_maximize_matches_independent_adam_longer(impl):
 @pytest.mark.exercise
 def test_maximize_is_per_image(impl):
     """Each image is optimized on its own: a batch gives the same result as one at a time."""
-    model = TinyNet(seed=8, scale=1.0)
+    model = PooledLinear(seed=8, scale=1.0)
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     batch_x, batch_c = impl.maximize_confidence(model, x, target=2, steps=6)
     one_x, one_c = impl.maximize_confidence(model, x[1:2], target=2, steps=6)
@@ -171,7 +171,7 @@ def test_maximize_is_per_image(impl):
 
 @pytest.mark.exercise
 def test_maximize_bad_input(impl):
-    model = TinyNet()
+    model = PooledLinear()
     x = torch.rand(2, 3, 8, 8)
     assert impl.maximize_confidence(model, x, steps=1)[1].shape == (2,)
     with pytest.raises(ValueError, match="3 entries but there are 2"):

@@ -1,7 +1,7 @@
 """Public checks for Lab 4 (noise probing): ``check.noise.<exercise>()``.
 
-Every check uses tiny deterministic models (:class:`TinyNet`) and small
-images, so each one runs in well under a second. The same functions run in
+Every check uses tiny deterministic models (:class:`labkit.check.toys.PooledLinear`)
+and small images, so each one runs in well under a second. The same functions run in
 pytest (tests/test_noise.py).
 """
 from __future__ import annotations
@@ -10,57 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from labkit.check.runner import Exercise, check
+from labkit.check.toys import PooledLinear, assert_close, assert_raises, images, record_forwards
 
 KINDS = ("gaussian", "uniform", "seed000")
-
-
-class TinyNet(nn.Module):
-    """A tiny deterministic classifier: 2x2 average-pooled colors -> a fixed linear layer.
-
-    Follows the course convention ([0,1] images in, logits out, eval mode, frozen).
-    """
-
-    def __init__(self, num_classes: int = 10, seed: int = 0, scale: float = 4.0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.linear = nn.Linear(12, num_classes)
-        with torch.no_grad():
-            self.linear.weight.copy_(scale * torch.randn(num_classes, 12, generator=g))
-            self.linear.bias.copy_(torch.randn(num_classes, generator=g))
-        self.num_classes = num_classes
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, x):
-        return self.linear(F.adaptive_avg_pool2d(x - 0.5, 2).flatten(1))
-
-
-class _Recorder(TinyNet):
-    """A TinyNet that remembers its batch sizes and whether inference mode was on."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls = []
-
-    def forward(self, x):
-        self.calls.append((len(x), torch.is_inference_mode_enabled()))
-        return super().forward(x)
-
-
-def _raises(exc_type, fn, *args, **kwargs) -> str:
-    try:
-        fn(*args, **kwargs)
-    except exc_type as exc:
-        return str(exc)
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - report the wrong exception type
-        raise AssertionError(f"expected {exc_type.__name__}, got {type(exc).__name__}: {exc}") from None
-    raise AssertionError(f"expected {exc_type.__name__}, but nothing was raised")
 
 
 def _probe_frame() -> pd.DataFrame:
@@ -78,7 +32,7 @@ def _probe_frame() -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- noise_images
 @check("returns float32 (n,3,size,size) in [0,1] for every kind", hint="see the docstring for each kind")
-def noise_shape_range(fn):
+def noise_images_shape_range(fn):
     for kind in KINDS:
         x = fn(3, size=8, kind=kind, seed=1)
         assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, f"{kind}: expected a float32 tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}"
@@ -87,7 +41,7 @@ def noise_shape_range(fn):
 
 
 @check("same seed, same images; another seed, other images")
-def noise_reproducible(fn):
+def noise_images_reproducible(fn):
     for kind in KINDS:
         a, b, c = fn(2, 8, kind, seed=5), fn(2, 8, kind, seed=5), fn(2, 8, kind, seed=6)
         assert torch.equal(a, b), f"{kind}: two calls with seed=5 differ"
@@ -96,17 +50,16 @@ def noise_reproducible(fn):
 
 @check('"gaussian" and "uniform" draw from torch.Generator().manual_seed(seed)',
        hint="gaussian: (0.5 + 0.25 * torch.randn(..., generator=g)).clamp(0, 1); uniform: torch.rand(..., generator=g)")
-def noise_torch_kinds(fn):
+def noise_images_torch_kinds(fn):
     g = torch.Generator().manual_seed(3)
     expected = (0.5 + 0.25 * torch.randn(2, 3, 6, 6, generator=g)).clamp(0, 1)
-    assert torch.allclose(fn(2, 6, "gaussian", 3), expected, atol=1e-6), "gaussian differs from 0.5 + 0.25*randn, clipped"
-    g = torch.Generator().manual_seed(3)
-    assert torch.allclose(fn(2, 6, "uniform", 3), torch.rand(2, 3, 6, 6, generator=g), atol=1e-6), "uniform differs from torch.rand"
+    assert_close(fn(2, 6, "gaussian", 3), expected, "gaussian vs 0.5 + 0.25*randn, clipped", rtol=1e-5, atol=1e-6)
+    assert_close(fn(2, 6, "uniform", 3), images(2, 6, seed=3), "uniform vs torch.rand", rtol=1e-5, atol=1e-6)
 
 
 @check('"seed000" reproduces the seed: standard_normal * 255 cast to uint8 (it wraps!)',
        hint="np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255; truncate, wrap mod 256; channels first; / 255")
-def noise_seed000(fn):
+def noise_images_seed000(fn):
     got = fn(2, 6, "seed000", 4)
     assert isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 6, 6), "expected a tensor of shape (2,3,6,6)"
     levels = got.double().numpy() * 255
@@ -120,20 +73,21 @@ def noise_seed000(fn):
 
 
 @check("an unknown kind or n < 1 raises ValueError")
-def noise_bad_input(fn):
+def noise_images_bad_input(fn):
     assert fn(1, 4, "uniform").shape == (1, 3, 4, 4)
-    _raises(ValueError, fn, 2, 8, "pink")
-    _raises(ValueError, fn, 0, 8, "gaussian")
+    assert_raises(lambda: fn(2, 8, "pink"), ValueError, what='kind="pink"')
+    assert_raises(lambda: fn(0, 8, "gaussian"), ValueError, what="n=0")
 
 
-noise_images = Exercise("noise", "noise_images",
-                        [noise_shape_range, noise_reproducible, noise_torch_kinds, noise_seed000, noise_bad_input])
+noise_images = Exercise("noise", "noise_images", [
+    noise_images_shape_range, noise_images_reproducible, noise_images_torch_kinds, noise_images_seed000,
+    noise_images_bad_input,
+])
 
 
 # --------------------------------------------------------------------------- probe
 def _probe_inputs():
-    g = torch.Generator().manual_seed(0)
-    return {"tiny0": TinyNet(seed=0), "tiny1": TinyNet(seed=1)}, torch.rand(5, 3, 8, 8, generator=g)
+    return {"tiny0": PooledLinear(seed=0), "tiny1": PooledLinear(seed=1)}, images(5, 8, seed=0)
 
 
 @check("one row per (model, image) with the columns model, image, class_index, class_name, confidence")
@@ -164,11 +118,13 @@ def probe_values(fn):
 
 @check("runs in batches of batch_size under torch.inference_mode()", hint="with torch.inference_mode(): ... images[i:i+batch_size]")
 def probe_batches(fn):
-    model = _Recorder(seed=2)
+    model = PooledLinear(seed=2)
+    forwards = record_forwards(model)
     x = torch.rand(7, 3, 8, 8)
     a = fn({"m": model}, x, batch_size=3)
-    assert [n for n, _ in model.calls] == [3, 3, 1], f"expected batches of 3, 3, 1; the model saw {[n for n, _ in model.calls]}"
-    assert all(mode for _, mode in model.calls), "the forward passes did not run under torch.inference_mode()"
+    sizes = [len(f.input) for f in forwards]
+    assert sizes == [3, 3, 1], f"expected batches of 3, 3, 1; the model saw {sizes}"
+    assert all(f.inference_mode for f in forwards), "the forward passes did not run under torch.inference_mode()"
     b = fn({"m": model}, x, batch_size=64)
     assert np.allclose(a["confidence"], b["confidence"], atol=1e-6), "results depend on batch_size"
 
@@ -177,9 +133,9 @@ def probe_batches(fn):
 def probe_bad_input(fn):
     models, x = _probe_inputs()
     assert len(fn(models, x)) == 10
-    _raises(ValueError, fn, {}, x)
-    _raises(ValueError, fn, models, x.permute(0, 2, 3, 1))
-    _raises(ValueError, fn, models, x * 255)
+    assert_raises(lambda: fn({}, x), ValueError, what="no models")
+    assert_raises(lambda: fn(models, x.permute(0, 2, 3, 1)), ValueError, what="channels-last images")
+    assert_raises(lambda: fn(models, x * 255), ValueError, what="images in [0,255]")
 
 
 probe = Exercise("noise", "probe", [probe_layout, probe_values, probe_batches, probe_bad_input])
@@ -208,7 +164,7 @@ summarize = Exercise("noise", "summarize", [summarize_layout, summarize_values])
 
 # --------------------------------------------------------------------------- class_counts
 @check("columns model, class_index, class_name, count; most frequent first, ties by class index")
-def counts_values(fn):
+def class_counts_values(fn):
     table = fn(_probe_frame())
     assert isinstance(table, pd.DataFrame), f"expected a DataFrame, got {type(table).__name__}"
     assert list(table.columns) == ["model", "class_index", "class_name", "count"], f"columns are {list(table.columns)}"
@@ -219,21 +175,21 @@ def counts_values(fn):
 
 
 @check("keeps at most `top` classes per model")
-def counts_top(fn):
+def class_counts_top(fn):
     table = fn(_probe_frame(), top=1)
     got = list(zip(table["model"], table["class_index"], table["count"]))
     assert got == [("a", 5, 3), ("b", 3, 2)], f"with top=1 expected [('a', 5, 3), ('b', 3, 2)], got {got}"
 
 
-class_counts = Exercise("noise", "class_counts", [counts_values, counts_top])
+class_counts = Exercise("noise", "class_counts", [class_counts_values, class_counts_top])
 
 
 # --------------------------------------------------------------------------- maximize_confidence
 @check("one step is one Adam step on -log_softmax[target]: x - lr * g / (|g| + 1e-8), clamped",
        hint="Adam on x, loss = -log_softmax(...)[target] summed, clamp after each step")
-def maximize_first_step(fn):
-    model = TinyNet(seed=3, scale=1.0)
-    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+def maximize_confidence_first_step(fn):
+    model = PooledLinear(seed=3, scale=1.0)
+    x = images(3, 8, seed=1)
     target = torch.tensor([1, 4, 9])
     got_x, got_c = fn(model, x, target=target, steps=1, lr=0.05)
     assert tuple(got_x.shape) == tuple(x.shape), f"images: expected shape {tuple(x.shape)}, got {tuple(got_x.shape)}"
@@ -242,27 +198,28 @@ def maximize_first_step(fn):
     xg = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(-F.log_softmax(model(xg), -1)[torch.arange(3), target].sum(), xg)
     expected = (x - 0.05 * g / (g.abs() + 1e-8)).clamp(0, 1)
-    assert torch.allclose(got_x, expected, atol=1e-5), f"images differ from one Adam step, max |diff| {float((got_x - expected).abs().max()):.3g}"
+    assert_close(got_x, expected, "the images after one Adam step", rtol=1e-5, atol=1e-5)
 
 
 @check("the confidences are the target's softmax probability at the returned images; more steps, more confidence")
-def maximize_confidences(fn):
-    model = TinyNet(seed=6, scale=1.0)
-    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+def maximize_confidence_confidences(fn):
+    model = PooledLinear(seed=6, scale=1.0)
+    x = images(3, 8, seed=4)
     target = torch.tensor([0, 2, 7])
     confidences = []
     for steps in (2, 8):
         got_x, got_c = fn(model, x, target=target, steps=steps, lr=0.05)
         expected = model(got_x).softmax(-1)[torch.arange(3), target]
-        assert torch.allclose(got_c, expected, atol=1e-5), f"confidences {got_c.tolist()}; the target's softmax at the returned images is {expected.tolist()}"
+        what = f"the confidences vs the target's softmax at the returned images {expected.tolist()}"
+        assert_close(got_c, expected, what, rtol=1e-5, atol=1e-5)
         confidences.append(got_c)
     assert bool((confidences[1] > confidences[0]).all()), f"8 steps gave less confidence than 2: {confidences[0].tolist()} -> {confidences[1].tolist()}"
 
 
 @check("target=None keeps the current top class; confidence rises; images stay in [0,1]; input untouched")
-def maximize_default_target(fn):
-    model = TinyNet(seed=4, scale=1.0)
-    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+def maximize_confidence_default_target(fn):
+    model = PooledLinear(seed=4, scale=1.0)
+    x = images(2, 8, seed=2)
     before = x.clone()
     top = model(x).argmax(-1)
     start = model(x).softmax(-1).max(-1).values
@@ -275,20 +232,23 @@ def maximize_default_target(fn):
 
 
 @check("a target of the wrong length raises ValueError")
-def maximize_bad_input(fn):
-    model = TinyNet(seed=5)
+def maximize_confidence_bad_input(fn):
+    model = PooledLinear(seed=5)
     x = torch.rand(2, 3, 8, 8)
     assert fn(model, x, target=1, steps=1)[0].shape == x.shape
-    _raises(ValueError, fn, model, x, target=torch.tensor([1, 2, 3]), steps=1)
+    assert_raises(lambda: fn(model, x, target=torch.tensor([1, 2, 3]), steps=1), ValueError,
+                  what="3 targets for 2 images")
 
 
-maximize_confidence = Exercise("noise", "maximize_confidence", [maximize_first_step, maximize_confidences, maximize_default_target,
-                                                                      maximize_bad_input])
+maximize_confidence = Exercise("noise", "maximize_confidence", [
+    maximize_confidence_first_step, maximize_confidence_confidences, maximize_confidence_default_target,
+    maximize_confidence_bad_input,
+])
 
 
 # --------------------------------------------------------------------------- confidence_auroc
 @check("equals sklearn.metrics.roc_auc_score (photos are the positives), ties included")
-def auroc_matches_sklearn(fn):
+def confidence_auroc_matches_sklearn(fn):
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(0)
@@ -300,20 +260,22 @@ def auroc_matches_sklearn(fn):
 
 
 @check("perfect separation gives 1.0, reversed gives 0.0, identical gives 0.5; tensors work too")
-def auroc_extremes(fn):
+def confidence_auroc_extremes(fn):
     assert fn([0.9, 0.8], [0.1, 0.2, 0.3]) == 1.0
     assert fn(torch.tensor([0.1]), torch.tensor([0.5, 0.6])) == 0.0
     assert fn([0.5, 0.5], [0.5]) == 0.5
 
 
 @check("empty or non-1-D confidences raise ValueError")
-def auroc_bad_input(fn):
+def confidence_auroc_bad_input(fn):
     assert fn([0.9], [0.1]) == 1.0
-    _raises(ValueError, fn, [], [0.1])
-    _raises(ValueError, fn, np.ones((2, 2)), [0.1])
+    assert_raises(lambda: fn([], [0.1]), ValueError, what="no photo confidences")
+    assert_raises(lambda: fn(np.ones((2, 2)), [0.1]), ValueError, what="2-D photo confidences")
 
 
-confidence_auroc = Exercise("noise", "confidence_auroc", [auroc_matches_sklearn, auroc_extremes, auroc_bad_input])
+confidence_auroc = Exercise("noise", "confidence_auroc", [
+    confidence_auroc_matches_sklearn, confidence_auroc_extremes, confidence_auroc_bad_input,
+])
 
 
 #: Every exercise of the lab, in notebook order.

@@ -2,7 +2,7 @@
 
 Each function takes a ``random.Random`` (drawn from the per-student seed) and returns the cases
 of one exercise. See :mod:`labkit_course.judge` for what a case is and how it is judged. The
-models are the public checks' :class:`labkit.check.noise.TinyNet` (no ImageNet network), and the
+models are the public checks' :class:`labkit.check.toys.PooledLinear` (no ImageNet network), and the
 tables that ``summarize``/``class_counts`` read are random ``probe()``-shaped DataFrames.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from labkit_course.judge import Call, Case, Toy
 
 EXERCISES = ("noise_images", "probe", "summarize", "class_counts", "maximize_confidence", "confidence_auroc")
-TINY = "labkit.check.noise:TinyNet"
+TINY = "labkit.check.toys:PooledLinear"
 
 
 def _gen(rng: random.Random) -> torch.Generator:
