@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from labkit import data
+from labkit import models
 from labkit.models import NetworkRequired, predict
 
 
@@ -69,3 +71,33 @@ def test_to_numpy_image_round_trip():
     assert data.to_numpy_image(x).shape == (5, 6, 3)
     with pytest.raises(ValueError, match="one image"):
         data.to_numpy_image(torch.rand(2, 3, 5, 6))
+
+
+def test_load_digits_split():
+    x_train, y_train = data.load_digits("train")
+    x_test, y_test = data.load_digits("test")
+    assert x_train.shape == (1347, 3, 8, 8) and x_test.shape == (450, 3, 8, 8)
+    assert float(x_train.min()) == 0.0 and float(x_train.max()) == 1.0
+    assert torch.equal(torch.bincount(torch.cat([y_train, y_test])), torch.bincount(data.load_digits("all")[1]))
+    assert data.load_digits("train", size=16)[0].shape == (1347, 3, 16, 16)
+    with pytest.raises(ValueError, match="split"):
+        data.load_digits("validation")
+
+
+def test_load_cifar10_offline_raises_network_required(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    with pytest.raises(models.NetworkRequired, match="CIFAR-10"):
+        data.load_cifar10("train", root=tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        data.load_cifar10("val", root=tmp_path)
+
+
+def test_augment_is_a_seeded_shift_of_the_padded_image_possibly_mirrored():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(12, 3, 16, 16, generator=gen)
+    out = data.augment(images, torch.Generator().manual_seed(5))
+    assert torch.equal(out, data.augment(images, torch.Generator().manual_seed(5)))
+    padded = F.pad(images, (2, 2, 2, 2), mode="reflect")  # pad = 16 // 8
+    for x, y in zip(padded, out):
+        crops = [x[:, i:i + 16, j:j + 16] for i in range(5) for j in range(5)]
+        assert any(torch.equal(y, c) or torch.equal(y, c.flip(-1)) for c in crops)

@@ -104,3 +104,13 @@ def test_set_threads_obeys_the_autograders_cap(monkeypatch):
                 models.set_threads(bad)
     finally:
         torch.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("builder,size", [(models.small_cnn, 8), (models.small_cnn, 32), (models.resnet9, 32)])
+def test_small_models_follow_the_convention(builder, size):
+    model = builder(num_classes=7, width=4, seed=0).eval()
+    assert model.num_classes == 7
+    assert model(torch.rand(2, 3, size, size)).shape == (2, 7)
+    assert any(p.requires_grad for p in model.parameters())  # trainable, unlike load_model()
+    a, b = builder(num_classes=7, width=4, seed=3), builder(num_classes=7, width=4, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -11,9 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import labkit.check.robust_features as checks
-from labkit import data, models
-from labkit.check.robust_features import BrightnessModel, brightness_images, tiny_linear
+from labkit import models
+from labkit.check.robust_features import BrightnessModel, tiny_linear
 from tests.conftest import load_implementation
 
 EXERCISE_MODULE = "robust_features"
@@ -201,55 +200,3 @@ def test_per_class_accuracy_bad_input(impl):
         impl.per_class_accuracy(tiny_linear(3), images, labels, ["a", "b"])
     with pytest.raises(ValueError, match="9 entries but there are 10 images"):
         impl.per_class_accuracy(tiny_linear(3), images, labels[:9], ["a", "b", "c"])
-
-
-# --------------------------------------------------------------------------
-# Shared additions: data loaders and small models
-# --------------------------------------------------------------------------
-def test_load_digits_split():
-    x_train, y_train = data.load_digits("train")
-    x_test, y_test = data.load_digits("test")
-    assert x_train.shape == (1347, 3, 8, 8) and x_test.shape == (450, 3, 8, 8)
-    assert float(x_train.min()) == 0.0 and float(x_train.max()) == 1.0
-    assert torch.equal(torch.bincount(torch.cat([y_train, y_test])), torch.bincount(data.load_digits("all")[1]))
-    assert data.load_digits("train", size=16)[0].shape == (1347, 3, 16, 16)
-    with pytest.raises(ValueError, match="split"):
-        data.load_digits("validation")
-
-
-def test_load_cifar10_offline_raises_network_required(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_OFFLINE", "1")
-    with pytest.raises(models.NetworkRequired, match="CIFAR-10"):
-        data.load_cifar10("train", root=tmp_path)
-    with pytest.raises(ValueError, match="split"):
-        data.load_cifar10("val", root=tmp_path)
-
-
-@pytest.mark.parametrize("builder,size", [(models.small_cnn, 8), (models.small_cnn, 32), (models.resnet9, 32)])
-def test_small_models_follow_the_convention(builder, size):
-    model = builder(num_classes=7, width=4, seed=0).eval()
-    assert model.num_classes == 7
-    assert model(torch.rand(2, 3, size, size)).shape == (2, 7)
-    assert any(p.requires_grad for p in model.parameters())  # trainable, unlike load_model()
-    a, b = builder(num_classes=7, width=4, seed=3), builder(num_classes=7, width=4, seed=3)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-
-
-@pytest.mark.parametrize("exercise", checks.EXERCISES, ids=lambda ex: ex.name)
-def test_checks_report_todo_on_a_stub(exercise):
-    def stub(*args, **kwargs):
-        raise NotImplementedError(f"{exercise.name}() is not implemented yet")
-
-    report = exercise(stub, verbose=False)
-    assert not report.passed and report.results[0][0] == "TODO"
-
-
-def test_augment_is_a_seeded_shift_of_the_padded_image_possibly_mirrored():
-    gen = torch.Generator().manual_seed(0)
-    images = torch.rand(12, 3, 16, 16, generator=gen)
-    out = data.augment(images, torch.Generator().manual_seed(5))
-    assert torch.equal(out, data.augment(images, torch.Generator().manual_seed(5)))
-    padded = F.pad(images, (2, 2, 2, 2), mode="reflect")  # pad = 16 // 8
-    for x, y in zip(padded, out):
-        crops = [x[:, i:i + 16, j:j + 16] for i in range(5) for j in range(5)]
-        assert any(torch.equal(y, c) or torch.equal(y, c.flip(-1)) for c in crops)
