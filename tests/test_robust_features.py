@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from labkit import models
-from labkit.check.robust_features import BrightnessModel, tiny_linear
+from labkit.check.toys import BrightnessModel, tiny_linear
 from tests.conftest import load_implementation
 
 EXERCISE_MODULE = "robust_features"

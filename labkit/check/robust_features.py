@@ -1,12 +1,13 @@
 """Public checks for Lab 5 (non-robust features): ``check.robust_features.<exercise>()``.
 
-They use tiny deterministic models on 4x4 images, so each runs in well under a second:
+They use tiny deterministic models of :mod:`labkit.check.toys` on 4x4 images, so each
+runs in well under a second:
 
-* :class:`BrightnessModel`: no parameters; class ``k`` wins when the image's mean
-  intensity lies in ``[k/C, (k+1)/C)``. Differentiable, so PGD can move it. In
-  train mode it returns the *negated* logits, so code that forgets ``model.eval()``
+* :class:`~labkit.check.toys.BrightnessModel`: no parameters; class ``k`` wins when the
+  image's mean intensity lies in ``[k/C, (k+1)/C)``. Differentiable, so PGD can move it.
+  In train mode it returns the *negated* logits, so code that forgets ``model.eval()``
   gets visibly wrong answers.
-* :func:`tiny_linear`: a seeded linear classifier with trainable weights.
+* :func:`~labkit.check.toys.tiny_linear`: a seeded linear classifier with trainable weights.
 """
 from __future__ import annotations
 
@@ -17,65 +18,9 @@ import torch
 from torch import nn
 
 from labkit.check.runner import Exercise, check
+from labkit.check.toys import BrightnessModel, assert_raises, brightness_images, tiny_linear
 
 SIZE = 4
-
-
-class BrightnessModel(nn.Module):
-    """Logits ``-scale * (C * mean(x) - k - 0.5)^2`` for k = 0..C-1: predicts ``floor(C * mean(x))``."""
-
-    def __init__(self, num_classes: int = 10, scale: float = 4.0):
-        super().__init__()
-        self.num_classes, self.scale = num_classes, scale
-
-    def forward(self, x):
-        m = x.flatten(1).mean(1, keepdim=True) * self.num_classes
-        centers = torch.arange(self.num_classes, dtype=x.dtype, device=x.device) + 0.5
-        logits = -self.scale * (m - centers) ** 2
-        return -logits if self.training else logits
-
-
-def tiny_linear(num_classes: int = 3, size: int = SIZE, seed: int = 0) -> nn.Module:
-    """A seeded linear classifier on (N,3,size,size) images, with a ``num_classes`` attribute."""
-    gen = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * size * size, num_classes))
-    with torch.no_grad():
-        model[1].weight.copy_(torch.randn(model[1].weight.shape, generator=gen) * 0.1)
-        model[1].bias.zero_()
-    model.num_classes = num_classes
-    return model
-
-
-def toy_pgd(model: nn.Module, images: torch.Tensor, labels, eps: float, step_size: float, steps: int,
-            norm: str = "linf", targeted: bool = False, random_start: bool = False, seed=None) -> torch.Tensor:
-    """A stand-in for Lab 2's ``pgd`` with a closed form, to test code that calls ``pgd``.
-
-    Each image (N,3,H,W) in [0,1] moves by ``r = min(eps, steps * step_size)`` along a fixed pattern
-    ``p_y = cos((y + 1) * (h + 2w + 3c))`` of its label ``y`` (scaled to L2 norm ``r``, or ``r *
-    sign(p_y)`` for ``norm="linf"``), towards the pattern if ``targeted`` else away, times the sign
-    of the model's label logit minus its mean logit (so it depends on the model's mode), then is
-    clipped to [0,1]. ``random_start`` and ``seed`` are accepted and ignored.
-    """
-    labels = torch.as_tensor(labels).view(-1, 1, 1, 1).to(images.dtype)
-    c, h, w = (torch.arange(n, dtype=images.dtype) for n in images.shape[1:])
-    pattern = torch.cos((labels + 1) * (h.view(1, 1, -1, 1) + 2 * w.view(1, 1, 1, -1) + 3 * c.view(1, -1, 1, 1)))
-    radius = min(float(eps), steps * float(step_size))
-    if norm == "linf":
-        delta = radius * pattern.sign()
-    else:
-        delta = radius * pattern / pattern.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-    with torch.no_grad():
-        logits = model(images)
-    index = labels.view(-1).long()
-    side = torch.sign(logits[torch.arange(len(images)), index] - logits.mean(1)).view(-1, 1, 1, 1)
-    side = torch.where(side == 0, torch.ones_like(side), side)
-    return (images + (1 if targeted else -1) * side * delta).clamp(0, 1).detach()
-
-
-def brightness_images(levels, size: int = SIZE) -> torch.Tensor:
-    """Flat gray images (N,3,size,size) with the given intensities."""
-    levels = torch.as_tensor(levels, dtype=torch.float32)
-    return levels.view(-1, 1, 1, 1).expand(-1, 3, size, size).clone()
 
 
 def _data(n=40, num_classes=10, seed=0):
@@ -99,7 +44,7 @@ def _adv(fn, mode="det", eps=0.5, steps=5, n=40, num_classes=10, seed=0, batch_s
 
 @check("mode='det' targets are (y + 1) mod C, returned as a LongTensor (N,)",
        hint="targets = (labels + 1) % num_classes")
-def det_targets(fn):
+def make_adversarial_dataset_det_targets(fn):
     _, labels, adv, targets = _adv(fn, "det")
     assert isinstance(targets, torch.Tensor) and targets.dtype == torch.long, f"targets should be a LongTensor, got {targets!r}"
     assert targets.shape == labels.shape, f"targets should have shape {tuple(labels.shape)}, got {tuple(targets.shape)}"
@@ -108,7 +53,7 @@ def det_targets(fn):
 
 @check("mode='rand' targets are (y + r) mod C with r = torch.randint(1, C, (N,)) from a Generator seeded with seed",
        hint="gen = torch.Generator().manual_seed(seed); r = torch.randint(1, num_classes, (len(labels),), generator=gen)")
-def rand_targets(fn):
+def make_adversarial_dataset_rand_targets(fn):
     _, labels, _, targets = _adv(fn, "rand", n=40, seed=3)
     assert bool((targets != labels).all()), "a random target must differ from the true label"
     assert bool(((targets >= 0) & (targets < 10)).all()), "targets must be in [0, num_classes)"
@@ -118,7 +63,7 @@ def rand_targets(fn):
 
 
 @check("random targets are reproducible: same seed, same targets; another seed, other targets")
-def rand_seeded(fn):
+def make_adversarial_dataset_rand_seeded(fn):
     _, _, a1, t1 = _adv(fn, "rand", seed=1)
     _, _, a2, t2 = _adv(fn, "rand", seed=1)
     _, _, _, t3 = _adv(fn, "rand", seed=2)
@@ -128,7 +73,7 @@ def rand_seeded(fn):
 
 @check("every adversarial image stays in [0,1] and within L2 distance eps of its original",
        hint="use pgd(..., norm='l2', targeted=True) from Lab 2")
-def l2_constraint(fn):
+def make_adversarial_dataset_l2_constraint(fn):
     images, _, adv, _ = _adv(fn, "det", eps=0.3, steps=8)
     assert adv.shape == images.shape, f"adversarial images should have shape {tuple(images.shape)}, got {tuple(adv.shape)}"
     assert not adv.requires_grad, "detach the adversarial images"
@@ -140,7 +85,7 @@ def l2_constraint(fn):
 
 @check("the attack works: the model predicts the target for most adversarial images",
        hint="targeted=True: PGD must go *down* the loss of the target class")
-def reaches_targets(fn):
+def make_adversarial_dataset_reaches_targets(fn):
     model = BrightnessModel(10).eval()
     images = brightness_images(torch.linspace(0.12, 0.85, 30))
     labels = model(images).argmax(1)
@@ -151,7 +96,7 @@ def reaches_targets(fn):
 
 
 @check("batching does not change the result, and the model's train/eval mode is restored")
-def batching(fn):
+def make_adversarial_dataset_batching(fn):
     images, labels = _data(25)
     model = BrightnessModel(10)
     a1, t1 = fn(model.eval(), images, labels, eps=0.4, steps=4, step_size=0.1, batch_size=25)
@@ -163,7 +108,7 @@ def batching(fn):
 
 
 @check("bad input is refused: unknown mode, eps <= 0, mismatched counts, labels out of range")
-def bad_input(fn):
+def make_adversarial_dataset_bad_input(fn):
     images, labels = _data(6)
     model = BrightnessModel(10).eval()
     fn(model, images, labels, eps=0.2, steps=1, step_size=0.1)  # valid input works
@@ -174,21 +119,15 @@ def bad_input(fn):
     ]:
         args = dict(eps=0.2, steps=1, step_size=0.1)
         args.update(kwargs)
-        try:
-            fn(model, images, labels, **args)
-        except ValueError:
-            continue
-        raise AssertionError(f"{what} should raise ValueError")
+        assert_raises(lambda: fn(model, images, labels, **args), ValueError, what=what)
     for lab, what in [(labels[:5], "5 labels for 6 images"), (labels.clone().fill_(10), "label 10 with 10 classes")]:
-        try:
-            fn(model, images, lab, eps=0.2, steps=1, step_size=0.1)
-        except ValueError:
-            continue
-        raise AssertionError(f"{what} should raise ValueError")
+        assert_raises(lambda: fn(model, images, lab, eps=0.2, steps=1, step_size=0.1), ValueError, what=what)
 
 
 make_adversarial_dataset = Exercise("robust_features", "make_adversarial_dataset", [
-    det_targets, rand_targets, rand_seeded, l2_constraint, reaches_targets, batching, bad_input,
+    make_adversarial_dataset_det_targets, make_adversarial_dataset_rand_targets, make_adversarial_dataset_rand_seeded,
+    make_adversarial_dataset_l2_constraint, make_adversarial_dataset_reaches_targets, make_adversarial_dataset_batching,
+    make_adversarial_dataset_bad_input,
 ])
 
 
@@ -205,7 +144,7 @@ def _separable(n=48, seed=0):
 
 
 @check("returns the same model, trained, in eval mode", hint="call model.eval() before returning it")
-def returns_eval_model(fn):
+def train_classifier_returns_eval_model(fn):
     images, labels = _separable()
     model = tiny_linear().train()
     out = fn(model, images, labels, epochs=1, lr=0.1, batch_size=16)
@@ -214,7 +153,7 @@ def returns_eval_model(fn):
 
 
 @check("it learns: 100% training accuracy on three easy classes within 30 epochs")
-def learns(fn):
+def train_classifier_learns(fn):
     images, labels = _separable()
     model = fn(tiny_linear(), images, labels, epochs=30, lr=0.5, batch_size=16)
     with torch.no_grad():
@@ -224,7 +163,7 @@ def learns(fn):
 
 @check("it changes the weights, and the same seed gives the same weights",
        hint="shuffle with torch.randperm(n, generator=torch.Generator().manual_seed(seed))")
-def deterministic(fn):
+def train_classifier_deterministic(fn):
     images, labels = _separable()
     start = tiny_linear()
     runs = []
@@ -238,7 +177,7 @@ def deterministic(fn):
 
 
 @check("one full-batch epoch is one step of SGD (Nesterov momentum 0.9, weight decay 5e-4) at rate lr")
-def one_sgd_step(fn):
+def train_classifier_one_sgd_step(fn):
     images, labels = _separable(12)
     model = tiny_linear()
     expected = copy.deepcopy(model)
@@ -250,19 +189,16 @@ def one_sgd_step(fn):
 
 
 @check("bad input is refused: mismatched counts, labels out of range")
-def train_bad_input(fn):
+def train_classifier_bad_input(fn):
     images, labels = _separable(12)
     fn(tiny_linear(), images, labels, epochs=1, lr=0.1)  # valid input works
     for lab, what in [(labels[:5], "5 labels for 12 images"), (labels + 3, "label 3+ with 3 classes")]:
-        try:
-            fn(tiny_linear(), images, lab, epochs=1, lr=0.1)
-        except ValueError:
-            continue
-        raise AssertionError(f"{what} should raise ValueError")
+        assert_raises(lambda: fn(tiny_linear(), images, lab, epochs=1, lr=0.1), ValueError, what=what)
 
 
 train_classifier = Exercise("robust_features", "train_classifier", [
-    returns_eval_model, learns, deterministic, one_sgd_step, train_bad_input,
+    train_classifier_returns_eval_model, train_classifier_learns, train_classifier_deterministic,
+    train_classifier_one_sgd_step, train_classifier_bad_input,
 ])
 
 
@@ -278,7 +214,7 @@ def _graded(num_classes=4):
 
 
 @check("accuracy of a model with known predictions (7 right out of 10) is 0.7, as a float")
-def exact_accuracy(fn):
+def evaluate_exact_accuracy(fn):
     images, labels = _graded()
     acc = fn(BrightnessModel(4).eval(), images, labels)
     assert isinstance(acc, float), f"return a Python float, got {type(acc).__name__}"
@@ -287,7 +223,7 @@ def exact_accuracy(fn):
 
 @check("predicts in eval mode, restores the mode, and batching doesn't matter",
        hint="model.eval() inside torch.no_grad(); remember model.training to restore it")
-def eval_mode(fn):
+def evaluate_eval_mode(fn):
     images, labels = _graded()
     model = BrightnessModel(4).train()
     acc = fn(model, images, labels, batch_size=3)
@@ -301,20 +237,16 @@ def evaluate_bad_input(fn):
     model = BrightnessModel(4).eval()
     fn(model, images, labels)
     for lab, what in [(labels[:5], "5 labels for 10 images"), (labels + 4, "label 4+ with 4 classes")]:
-        try:
-            fn(model, images, lab)
-        except ValueError:
-            continue
-        raise AssertionError(f"{what} should raise ValueError")
+        assert_raises(lambda: fn(model, images, lab), ValueError, what=what)
 
 
-evaluate = Exercise("robust_features", "evaluate", [exact_accuracy, eval_mode, evaluate_bad_input])
+evaluate = Exercise("robust_features", "evaluate", [evaluate_exact_accuracy, evaluate_eval_mode, evaluate_bad_input])
 
 NAMES = ["dark", "dim", "light", "bright"]
 
 
 @check("returns a DataFrame indexed by class name with columns n, correct, accuracy")
-def table_shape(fn):
+def per_class_accuracy_table_shape(fn):
     images, labels = _graded()
     table = fn(BrightnessModel(4).eval(), images, labels, NAMES)
     assert isinstance(table, pd.DataFrame), f"return a pandas DataFrame, got {type(table).__name__}"
@@ -324,7 +256,7 @@ def table_shape(fn):
 
 
 @check("the counts and accuracies are right for a model with known predictions (in eval mode)")
-def table_values(fn):
+def per_class_accuracy_table_values(fn):
     images, labels = _graded()
     table = fn(BrightnessModel(4).train(), images, labels, NAMES)
     assert table["n"].tolist() == [2, 3, 3, 2], f"n should be [2, 3, 3, 2], got {table['n'].tolist()}"
@@ -334,7 +266,9 @@ def table_values(fn):
     assert all(abs(a - b) < 1e-9 for a, b in zip(got, expected)), f"accuracy should be {expected}, got {got}"
 
 
-per_class_accuracy = Exercise("robust_features", "per_class_accuracy", [table_shape, table_values])
+per_class_accuracy = Exercise("robust_features", "per_class_accuracy", [
+    per_class_accuracy_table_shape, per_class_accuracy_table_values,
+])
 
 #: Every exercise of the lab, in the notebook's order.
 EXERCISES = [train_classifier, evaluate, per_class_accuracy, make_adversarial_dataset]

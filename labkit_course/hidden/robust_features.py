@@ -2,12 +2,12 @@
 
 Each function takes a ``random.Random`` (drawn from the per-student seed) and returns the cases
 of one exercise. See :mod:`labkit_course.judge` for what a case is and how it is judged. Everything
-is tiny: the public checks' models (:func:`labkit.check.robust_features.tiny_linear`, a linear
-classifier with trainable weights, and :class:`~labkit.check.robust_features.BrightnessModel`, which
+is tiny: the public checks' models (:func:`labkit.check.toys.tiny_linear`, a linear
+classifier with trainable weights, and :class:`~labkit.check.toys.BrightnessModel`, which
 negates its logits in train mode) on a few dozen 8x8 images, trained for a few epochs.
 
 ``make_adversarial_dataset`` calls Lab 2's ``pgd`` (``labkit.experiments.lab2_pgd``). It is judged
-with Lab 2's ``pgd`` replaced, on both sides, by :func:`labkit.check.robust_features.toy_pgd`, a
+with Lab 2's ``pgd`` replaced, on both sides, by :func:`labkit.check.toys.toy_pgd`, a
 stand-in with a closed form: what is judged is Lab 5's own work (targets, batches, eval mode, the
 arguments handed to ``pgd``), and neither the student's Lab 2 nor its reference is needed.
 """
@@ -22,9 +22,9 @@ from labkit_course.judge import Call, Case, Mismatch, Toy, compare
 
 EXERCISES = ("train_classifier", "evaluate", "per_class_accuracy", "make_adversarial_dataset")
 #: Lab 2's pgd, replaced by a public stand-in while make_adversarial_dataset is judged
-PGD_STAND_IN = {"labkit.adversarial.pgd": "labkit.check.robust_features:toy_pgd"}
-LINEAR = "labkit.check.robust_features:tiny_linear"
-BRIGHTNESS = "labkit.check.robust_features:BrightnessModel"
+PGD_STAND_IN = {"labkit.adversarial.pgd": "labkit.check.toys:toy_pgd"}
+LINEAR = "labkit.check.toys:tiny_linear"
+BRIGHTNESS = "labkit.check.toys:BrightnessModel"
 SIZE = 8
 
 
