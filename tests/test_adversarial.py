@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.check import adversarial as checks
 from labkit.check.toys import LinearClassifier, OneConvReluNet, images
 from labkit.models import freeze
 

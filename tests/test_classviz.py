@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-import labkit.check.classviz as checks
 from labkit.check.toys import LinearClassifier, SmoothConvNet
 from labkit_course.repo import REPO, SOLUTIONS
 

@@ -12,6 +12,7 @@ runs in well under a second:
 from __future__ import annotations
 
 import copy
+import functools
 
 import pandas as pd
 import torch
@@ -119,9 +120,9 @@ def make_adversarial_dataset_bad_input(fn):
     ]:
         args = dict(eps=0.2, steps=1, step_size=0.1)
         args.update(kwargs)
-        assert_raises(lambda: fn(model, images, labels, **args), ValueError, what=what)
+        assert_raises(functools.partial(fn, model, images, labels, **args), ValueError, what=what)
     for lab, what in [(labels[:5], "5 labels for 6 images"), (labels.clone().fill_(10), "label 10 with 10 classes")]:
-        assert_raises(lambda: fn(model, images, lab, eps=0.2, steps=1, step_size=0.1), ValueError, what=what)
+        assert_raises(functools.partial(fn, model, images, lab, eps=0.2, steps=1, step_size=0.1), ValueError, what=what)
 
 
 make_adversarial_dataset = Exercise("robust_features", "make_adversarial_dataset", [
@@ -193,7 +194,7 @@ def train_classifier_bad_input(fn):
     images, labels = _separable(12)
     fn(tiny_linear(), images, labels, epochs=1, lr=0.1)  # valid input works
     for lab, what in [(labels[:5], "5 labels for 12 images"), (labels + 3, "label 3+ with 3 classes")]:
-        assert_raises(lambda: fn(tiny_linear(), images, lab, epochs=1, lr=0.1), ValueError, what=what)
+        assert_raises(functools.partial(fn, tiny_linear(), images, lab, epochs=1, lr=0.1), ValueError, what=what)
 
 
 train_classifier = Exercise("robust_features", "train_classifier", [
@@ -237,7 +238,7 @@ def evaluate_bad_input(fn):
     model = BrightnessModel(4).eval()
     fn(model, images, labels)
     for lab, what in [(labels[:5], "5 labels for 10 images"), (labels + 4, "label 4+ with 4 classes")]:
-        assert_raises(lambda: fn(model, images, lab), ValueError, what=what)
+        assert_raises(functools.partial(fn, model, images, lab), ValueError, what=what)
 
 
 evaluate = Exercise("robust_features", "evaluate", [evaluate_exact_accuracy, evaluate_eval_mode, evaluate_bad_input])

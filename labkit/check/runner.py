@@ -21,8 +21,8 @@ import importlib
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 PASS, FAIL, TODO, ERROR = "PASS", "FAIL", "TODO", "ERROR"
 

@@ -10,8 +10,15 @@ import torch
 from torch import nn
 
 from labkit.check.runner import Exercise, check
-from labkit.check.toys import (LinearClassifier, QuadraticClassifier, assert_close, count_hooks, images,
-                               record_forwards, tiny_cnn)
+from labkit.check.toys import (
+    LinearClassifier,
+    QuadraticClassifier,
+    assert_close,
+    count_hooks,
+    images,
+    record_forwards,
+    tiny_cnn,
+)
 
 #: The tolerances of the comparisons (but completeness): RTOL is relative to the largest expected value.
 RTOL, ATOL = 1e-4, 1e-5

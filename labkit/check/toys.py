@@ -24,7 +24,8 @@ Helpers: :func:`images`, :func:`brightness_images`, :func:`assert_close`,
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
