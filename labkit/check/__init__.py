@@ -5,7 +5,8 @@
 
 Each lab has a submodule (``check.saliency``, ``check.adversarial``, ...) with
 one callable per exercise. An unfinished exercise reports "not implemented
-yet" instead of a traceback.
+yet" instead of a traceback. The tiny models they test with, and their
+assertions, are in ``labkit.check.toys``.
 """
 import importlib
 

@@ -31,14 +31,17 @@ def jitter_exact(fn):
     for (ox, oy), rows in [((1, 0), [[2, 0, 1], [5, 3, 4]]), ((0, 1), [[3, 4, 5], [0, 1, 2]]),
                            ((-1, 1), [[4, 5, 3], [1, 2, 0]]), ((4, -3), [[5, 3, 4], [2, 0, 1]])]:
         out = fn(x, ox, oy)
-        assert isinstance(out, torch.Tensor) and out.shape == x.shape, f"jitter(x, {ox}, {oy}): expected shape (1,1,2,3)"
-        assert out.view(2, 3).tolist() == rows, f"jitter({x.view(2, 3).tolist()}, {ox}, {oy}) gave {out.view(2, 3).tolist()}, expected {rows}"
+        assert isinstance(out, torch.Tensor) and out.shape == x.shape, \
+            f"jitter(x, {ox}, {oy}): expected shape (1,1,2,3)"
+        assert out.view(2, 3).tolist() == rows, \
+            f"jitter({x.view(2, 3).tolist()}, {ox}, {oy}) gave {out.view(2, 3).tolist()}, expected {rows}"
     x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).view(2, 3, 5, 7)
     for ox, oy in [(3, -2), (-9, 11)]:
         out = fn(x, ox, oy)
         for i, j in [(0, 0), (4, 6), (2, 3)]:  # pixel (i, j) lands on ((i + oy) % H, (j + ox) % W)
             moved = out[:, :, (i + oy) % 5, (j + ox) % 7]
-            assert torch.equal(moved, x[:, :, i, j]), f"jitter(x, {ox}, {oy}): pixel ({i}, {j}) is not at ({(i + oy) % 5}, {(j + ox) % 7})"
+            assert torch.equal(moved, x[:, :, i, j]), \
+                f"jitter(x, {ox}, {oy}): pixel ({i}, {j}) is not at ({(i + oy) % 5}, {(j + ox) % 7})"
 
 
 @check("jittering back by (-ox, -oy) gives the image back, bit for bit; the input is untouched")
@@ -150,14 +153,17 @@ def visualize_class_one_step(fn):
     keep = photo.clone()
     for init, target in ((None, 4), (photo, [1, 2])):
         gen = torch.Generator().manual_seed(11)
-        x = (0.5 + 0.2 * torch.randn(1, 3, 8, 8, generator=gen)).clamp(0, 1) if init is None else photo.expand(2, -1, -1, -1)
+        if init is None:
+            x = (0.5 + 0.2 * torch.randn(1, 3, 8, 8, generator=gen)).clamp(0, 1)
+        else:
+            x = photo.expand(2, -1, -1, -1)
         ox, oy = torch.randint(-3, 4, (2,), generator=gen).tolist()
         # On a linear model the gradient in the jittered frame is W[t]: in x's frame, W[t] shifted back
         w = torch.roll(model.weight[torch.tensor(target).view(-1)].view(-1, 3, 8, 8), shifts=(-oy, -ox), dims=(2, 3))
         g = w - 2 * 0.05 * (x - 0.5)
         moved = (x + 0.3 * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).clamp(0, 1)
-        blurred = gaussian_filter1d(gaussian_filter1d(moved.double().numpy(), 0.7, axis=2, mode="reflect", truncate=4.0),
-                                    0.7, axis=3, mode="reflect", truncate=4.0)
+        blurred = gaussian_filter1d(moved.double().numpy(), 0.7, axis=2, mode="reflect", truncate=4.0)
+        blurred = gaussian_filter1d(blurred, 0.7, axis=3, mode="reflect", truncate=4.0)
         out = fn(model, target, init=init, **kw)
         what = "one step from noise" if init is None else "one step from a photo, two targets"
         assert_close(out, torch.from_numpy(blurred).float().clamp(0, 1), what, rtol=0, atol=1e-5)
@@ -215,7 +221,8 @@ def visualize_class_robust_first_input(fn):
     forwards = record_forwards(model)
     kw = dict(decay=0.8, pad=4, max_jitter=2, scale_range=(0.95, 1.05), max_rotation=5.0)
     out = fn(model, [2, 9], steps=3, seed=3, lr=0.1, **kw)
-    assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 16, 16), f"expected (2,3,16,16), got {tuple(getattr(out, 'shape', ()))}"
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 16, 16), \
+        f"expected (2,3,16,16), got {tuple(getattr(out, 'shape', ()))}"
     assert float(out.min()) >= 0 and float(out.max()) <= 1, "the image must be in [0,1]"
     assert not out.requires_grad, "return a detached image"
     assert len(forwards) == 3, f"expected one forward pass per step (3), counted {len(forwards)}"

@@ -35,9 +35,11 @@ def _probe_frame() -> pd.DataFrame:
 def noise_images_shape_range(fn):
     for kind in KINDS:
         x = fn(3, size=8, kind=kind, seed=1)
-        assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, f"{kind}: expected a float32 tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}"
+        assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, \
+            f"{kind}: expected a float32 tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}"
         assert tuple(x.shape) == (3, 3, 8, 8), f"{kind}: expected shape (3,3,8,8), got {tuple(x.shape)}"
-        assert float(x.min()) >= 0 and float(x.max()) <= 1, f"{kind}: values must be in [0,1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]"
+        assert float(x.min()) >= 0 and float(x.max()) <= 1, \
+            f"{kind}: values must be in [0,1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]"
 
 
 @check("same seed, same images; another seed, other images")
@@ -58,7 +60,8 @@ def noise_images_torch_kinds(fn):
 
 
 @check('"seed000" reproduces the seed: standard_normal * 255 cast to uint8 (it wraps!)',
-       hint="np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255; truncate, wrap mod 256; channels first; / 255")
+       hint="np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255; "
+            "truncate, wrap mod 256; channels first; / 255")
 def noise_images_seed000(fn):
     got = fn(2, 6, "seed000", 4)
     assert isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 6, 6), "expected a tensor of shape (2,3,6,6)"
@@ -95,7 +98,8 @@ def probe_layout(fn):
     models, x = _probe_inputs()
     df = fn(models, x, batch_size=2)
     assert isinstance(df, pd.DataFrame), f"expected a DataFrame, got {type(df).__name__}"
-    assert list(df.columns) == ["model", "image", "class_index", "class_name", "confidence"], f"columns are {list(df.columns)}"
+    assert list(df.columns) == ["model", "image", "class_index", "class_name", "confidence"], \
+        f"columns are {list(df.columns)}"
     assert len(df) == 10, f"2 models x 5 images should give 10 rows, got {len(df)}"
     assert list(df["model"]) == ["tiny0"] * 5 + ["tiny1"] * 5, "rows must be grouped by model, in the dict's order"
     assert list(df["image"]) == [0, 1, 2, 3, 4] * 2, "image must be the index of the image in the batch"
@@ -111,12 +115,15 @@ def probe_values(fn):
         rows = df[df["model"] == name]
         probs = model(x).softmax(-1)
         conf, idx = probs.max(-1)
-        assert np.allclose(rows["confidence"].to_numpy(dtype=float), conf.numpy(), atol=1e-5), f"{name}: confidences differ from max softmax"
+        assert np.allclose(rows["confidence"].to_numpy(dtype=float), conf.numpy(), atol=1e-5), \
+            f"{name}: confidences differ from max softmax"
         assert rows["class_index"].tolist() == idx.tolist(), f"{name}: class_index differs from argmax"
-        assert rows["class_name"].tolist() == [imagenet_classes()[i] for i in idx.tolist()], f"{name}: class_name is not the ImageNet name"
+        assert rows["class_name"].tolist() == [imagenet_classes()[i] for i in idx.tolist()], \
+            f"{name}: class_name is not the ImageNet name"
 
 
-@check("runs in batches of batch_size under torch.inference_mode()", hint="with torch.inference_mode(): ... images[i:i+batch_size]")
+@check("runs in batches of batch_size under torch.inference_mode()",
+       hint="with torch.inference_mode(): ... images[i:i+batch_size]")
 def probe_batches(fn):
     model = PooledLinear(seed=2)
     forwards = record_forwards(model)
@@ -146,17 +153,20 @@ probe = Exercise("noise", "probe", [probe_layout, probe_values, probe_batches, p
 def summarize_layout(fn):
     table = fn(_probe_frame())
     assert isinstance(table, pd.DataFrame), f"expected a DataFrame, got {type(table).__name__}"
-    assert list(table.index) == ["count", "mean", "std", "min", "25%", "50%", "75%", "max"], f"rows are {list(table.index)}"
+    assert list(table.index) == ["count", "mean", "std", "min", "25%", "50%", "75%", "max"], \
+        f"rows are {list(table.index)}"
     assert list(table.columns) == ["a", "b"], f"columns are {list(table.columns)}"
 
 
-@check("the values are pandas' describe() of each model's confidence", hint="df.groupby('model')['confidence'].describe()")
+@check("the values are pandas' describe() of each model's confidence",
+       hint="df.groupby('model')['confidence'].describe()")
 def summarize_values(fn):
     df = _probe_frame()
     table = fn(df)
     for name in ("a", "b"):
         expected = df.loc[df["model"] == name, "confidence"].describe()
-        assert np.allclose(table[name].to_numpy(dtype=float), expected.to_numpy()), f"column {name!r} differs from describe()"
+        assert np.allclose(table[name].to_numpy(dtype=float), expected.to_numpy()), \
+            f"column {name!r} differs from describe()"
 
 
 summarize = Exercise("noise", "summarize", [summarize_layout, summarize_values])
@@ -213,7 +223,8 @@ def maximize_confidence_confidences(fn):
         what = f"the confidences vs the target's softmax at the returned images {expected.tolist()}"
         assert_close(got_c, expected, what, rtol=1e-5, atol=1e-5)
         confidences.append(got_c)
-    assert bool((confidences[1] > confidences[0]).all()), f"8 steps gave less confidence than 2: {confidences[0].tolist()} -> {confidences[1].tolist()}"
+    assert bool((confidences[1] > confidences[0]).all()), \
+        f"8 steps gave less confidence than 2: {confidences[0].tolist()} -> {confidences[1].tolist()}"
 
 
 @check("target=None keeps the current top class; confidence rises; images stay in [0,1]; input untouched")

@@ -47,13 +47,15 @@ def _adv(fn, mode="det", eps=0.5, steps=5, n=40, num_classes=10, seed=0, batch_s
        hint="targets = (labels + 1) % num_classes")
 def make_adversarial_dataset_det_targets(fn):
     _, labels, adv, targets = _adv(fn, "det")
-    assert isinstance(targets, torch.Tensor) and targets.dtype == torch.long, f"targets should be a LongTensor, got {targets!r}"
+    assert isinstance(targets, torch.Tensor) and targets.dtype == torch.long, \
+        f"targets should be a LongTensor, got {targets!r}"
     assert targets.shape == labels.shape, f"targets should have shape {tuple(labels.shape)}, got {tuple(targets.shape)}"
     assert torch.equal(targets, (labels + 1) % 10), "targets are not (labels + 1) % num_classes"
 
 
 @check("mode='rand' targets are (y + r) mod C with r = torch.randint(1, C, (N,)) from a Generator seeded with seed",
-       hint="gen = torch.Generator().manual_seed(seed); r = torch.randint(1, num_classes, (len(labels),), generator=gen)")
+       hint="gen = torch.Generator().manual_seed(seed); "
+            "r = torch.randint(1, num_classes, (len(labels),), generator=gen)")
 def make_adversarial_dataset_rand_targets(fn):
     _, labels, _, targets = _adv(fn, "rand", n=40, seed=3)
     assert bool((targets != labels).all()), "a random target must differ from the true label"
@@ -76,7 +78,8 @@ def make_adversarial_dataset_rand_seeded(fn):
        hint="use pgd(..., norm='l2', targeted=True) from Lab 2")
 def make_adversarial_dataset_l2_constraint(fn):
     images, _, adv, _ = _adv(fn, "det", eps=0.3, steps=8)
-    assert adv.shape == images.shape, f"adversarial images should have shape {tuple(images.shape)}, got {tuple(adv.shape)}"
+    assert adv.shape == images.shape, \
+        f"adversarial images should have shape {tuple(images.shape)}, got {tuple(adv.shape)}"
     assert not adv.requires_grad, "detach the adversarial images"
     assert float(adv.min()) >= 0 and float(adv.max()) <= 1, "adversarial images leave [0,1]"
     dist = (adv - images).flatten(1).norm(dim=1)
@@ -253,7 +256,8 @@ def per_class_accuracy_table_shape(fn):
     assert isinstance(table, pd.DataFrame), f"return a pandas DataFrame, got {type(table).__name__}"
     assert list(table.index) == NAMES, f"the index should be the class names {NAMES}, got {list(table.index)}"
     assert table.index.name == "class", f"name the index 'class', got {table.index.name!r}"
-    assert list(table.columns) == ["n", "correct", "accuracy"], f"columns should be n, correct, accuracy; got {list(table.columns)}"
+    assert list(table.columns) == ["n", "correct", "accuracy"], \
+        f"columns should be n, correct, accuracy; got {list(table.columns)}"
 
 
 @check("the counts and accuracies are right for a model with known predictions (in eval mode)")

@@ -154,7 +154,8 @@ class Exercise:
 
 def _student_frame(exc: BaseException) -> str:
     """The innermost traceback line inside an exercise module, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "labkit" in f.filename and "check" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "labkit" in f.filename and "check" not in f.filename]
     if not frames:
         return ""
     f = frames[-1]

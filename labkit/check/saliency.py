@@ -27,7 +27,8 @@ RTOL, ATOL = 1e-4, 1e-5
 # --------------------------------------------------------------------------
 # input_gradients
 # --------------------------------------------------------------------------
-@check("returns d logit_target / d x, shape (N,3,H,W), on a linear model", hint="use torch.autograd.grad on the sum of the target logits")
+@check("returns d logit_target / d x, shape (N,3,H,W), on a linear model",
+       hint="use torch.autograd.grad on the sum of the target logits")
 def input_gradients_linear(fn):
     model, x, t = LinearClassifier(), images(3), torch.tensor([0, 3, 1])
     assert_close(fn(model, x, t), model.weight[t], "gradients of a linear model", rtol=RTOL, atol=ATOL)
@@ -43,7 +44,8 @@ def input_gradients_cnn(fn):
     assert_close(ours, Saliency(model).attribute(x, target=t, abs=False), "gradients", rtol=RTOL, atol=ATOL)
 
 
-@check("leaves the input alone and returns a tensor that does not require grad", hint="x = images.detach().clone().requires_grad_(True)")
+@check("leaves the input alone and returns a tensor that does not require grad",
+       hint="x = images.detach().clone().requires_grad_(True)")
 def input_gradients_pure(fn):
     model, x = tiny_cnn(), images(2, 12)
     before = x.clone()
@@ -104,7 +106,8 @@ def smoothgrad_linear(fn):
 
 
 @check("averages |gradient| over exactly the documented noise draws (seeded generator, per-image sigma)",
-       hint="g = torch.Generator().manual_seed(seed); noise = torch.randn(images.shape, generator=g) * sigma, once per sample; mean of |grad|, then max over channels")
+       hint="g = torch.Generator().manual_seed(seed); noise = torch.randn(images.shape, generator=g) * sigma, "
+            "once per sample; mean of |grad|, then max over channels")
 def smoothgrad_exact_noise(fn):
     # On the quadratic model the gradient at x + noise is w[t] * (x + noise): a closed form
     # for each documented noise draw. The two images have different value ranges, so
@@ -145,7 +148,8 @@ def integrated_gradients_quadratic(fn):
                  rtol=RTOL, atol=ATOL)
 
 
-@check("handles a gray baseline: IG = w (x^2 - b^2) / 2 on the quadratic model", hint="path = baseline + alpha * (images - baseline); multiply by (images - baseline)")
+@check("handles a gray baseline: IG = w (x^2 - b^2) / 2 on the quadratic model",
+       hint="path = baseline + alpha * (images - baseline); multiply by (images - baseline)")
 def integrated_gradients_baseline(fn):
     model, x, t = QuadraticClassifier(), images(2), torch.tensor([1, 2])
     expected = 0.5 * model.weight[t] * (x**2 - 0.25)
@@ -162,7 +166,8 @@ def integrated_gradients_completeness(fn):
     assert_close(attr.sum((1, 2, 3)), delta, "sum of attributions vs logit difference", rtol=1e-2, atol=1e-3)
 
 
-@check("gives the same answer whatever batch_size is", hint="batch the (image, step) pairs, and add each gradient to its own image")
+@check("gives the same answer whatever batch_size is",
+       hint="batch the (image, step) pairs, and add each gradient to its own image")
 def integrated_gradients_batching(fn):
     model, x, t = tiny_cnn(), images(3, 12), torch.tensor([0, 1, 2])
     assert_close(fn(model, x, t, steps=7, batch_size=1), fn(model, x, t, steps=7, batch_size=8), "batch_size=1 vs 8",
@@ -180,7 +185,8 @@ integrated_gradients = Exercise("saliency", "integrated_gradients", [
 
 
 @check("matches captum.attr.Occlusion (averaged over channels) on a small CNN",
-       hint="patches start at 0, stride, 2*stride, ...: ceil((H - window) / stride) + 1 per axis, the last clipped at the border")
+       hint="patches start at 0, stride, 2*stride, ...: ceil((H - window) / stride) + 1 per axis, "
+            "the last clipped at the border")
 def occlusion_captum(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([3, 0])
     from captum.attr import Occlusion
@@ -221,7 +227,8 @@ def _upsampled(cam, x):
 
 
 @check("matches Captum's LayerGradCam (ReLU'd, bilinearly upsampled) on a frozen CNN",
-       hint="hook the layer's output A; weights = mean of dlogit/dA over (h,w); ReLU(sum_k w_k A_k); F.interpolate(..., mode='bilinear', align_corners=False)")
+       hint="hook the layer's output A; weights = mean of dlogit/dA over (h,w); ReLU(sum_k w_k A_k); "
+            "F.interpolate(..., mode='bilinear', align_corners=False)")
 def grad_cam_captum(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([1, 5])
     from captum.attr import LayerGradCam
