@@ -24,6 +24,12 @@ def loss_gradient(model: LinearClassifier, images: torch.Tensor, labels: torch.T
         return (p @ model.weight.flatten(1)).view_as(images)
 
 
+def fgsm_closed_form(model: LinearClassifier, images: torch.Tensor, labels: torch.Tensor, eps: float) -> torch.Tensor:
+    """One signed-gradient step on the linear model's loss, in closed form: ``clamp(x + eps * sign(grad), 0, 1)``
+    (a negative ``eps`` steps down the loss)."""
+    return (images + eps * loss_gradient(model, images, labels).sign()).clamp(0, 1)
+
+
 def _assert_attack_output(adv, images, eps, norm="linf"):
     assert isinstance(adv, torch.Tensor), f"expected a torch.Tensor, got {type(adv).__name__}"
     assert adv.shape == images.shape, f"expected shape {tuple(images.shape)}, got {tuple(adv.shape)}"
@@ -77,7 +83,7 @@ def linear_adversarial_batch(fn):
 def fgsm_untargeted(fn):
     model, x = LinearClassifier(size=4, bias_scale=0.1), images(4, 4, seed=1)
     labels = torch.tensor([0, 1, 2, 3])
-    expected = (x + 0.03 * loss_gradient(model, x, labels).sign()).clamp(0, 1)
+    expected = fgsm_closed_form(model, x, labels, 0.03)
     adv = fn(model, x, labels, 0.03)
     _assert_attack_output(adv, x, 0.03)
     assert_close(adv, expected, "fgsm(model, x, labels, 0.03)", rtol=0, atol=TOL)
@@ -87,7 +93,7 @@ def fgsm_untargeted(fn):
 def fgsm_targeted(fn):
     model, x = LinearClassifier(size=4, bias_scale=0.1), images(4, 4, seed=2)
     targets = torch.tensor([4, 4, 0, 1])
-    expected = (x - 0.05 * loss_gradient(model, x, targets).sign()).clamp(0, 1)
+    expected = fgsm_closed_form(model, x, targets, -0.05)
     assert_close(fn(model, x, targets, 0.05, targeted=True), expected, "fgsm(..., targeted=True)", rtol=0, atol=TOL)
 
 
@@ -111,7 +117,7 @@ def fgsm_constraints(fn):
 def pgd_linf_step(fn):
     model, x = LinearClassifier(size=4, bias_scale=0.1), images(4, 4, seed=4)
     labels = torch.tensor([1, 2, 3, 4])
-    expected = (x + 0.02 * loss_gradient(model, x, labels).sign()).clamp(0, 1)
+    expected = fgsm_closed_form(model, x, labels, 0.02)
     assert_close(fn(model, x, labels, 0.02, 0.02, 1), expected,
                  "pgd(model, x, labels, eps=0.02, step_size=0.02, steps=1)", rtol=0, atol=TOL)
 

@@ -181,15 +181,18 @@ def visualize_class_towards_gray(fn):
                  rtol=0, atol=1e-5)
 
 
+def _assert_seeded(run, seed: int, other: int):
+    """``run(seed)`` twice gives the same image (1,3,16,16), ``run(other)`` another one."""
+    a, b, c = run(seed), run(seed), run(other)
+    assert a.shape == (1, 3, 16, 16), f"expected (1,3,16,16) (model.input_size), got {tuple(a.shape)}"
+    assert torch.equal(a, b), f"two runs with seed={seed} differ: draw every random number from the seeded generator"
+    assert not torch.equal(a, c), f"seed={seed} and seed={other} give the same image"
+
+
 @check("the same seed gives the same image, another seed another one")
 def visualize_class_deterministic(fn):
     model = SmoothConvNet()
-    a = fn(model, 3, steps=4, seed=1)
-    b = fn(model, 3, steps=4, seed=1)
-    c = fn(model, 3, steps=4, seed=2)
-    assert a.shape == (1, 3, 16, 16), f"expected (1,3,16,16) (model.input_size), got {tuple(a.shape)}"
-    assert torch.equal(a, b), "two runs with seed=1 differ: draw every random number from the seeded generator"
-    assert not torch.equal(a, c), "seed=1 and seed=2 give the same image"
+    _assert_seeded(lambda seed: fn(model, 3, steps=4, seed=seed), 1, 2)
 
 
 @check("raises the target logit and calls callback(step, img) after every step")
@@ -245,10 +248,7 @@ def visualize_class_robust_constant_model(fn):
 @check("the same seed gives the same image, another seed another one; one image for an int target")
 def visualize_class_robust_deterministic(fn):
     model = SmoothConvNet()
-    a, b, c = (fn(model, 4, steps=3, seed=s) for s in (5, 5, 6))
-    assert a.shape == (1, 3, 16, 16), f"expected (1,3,16,16), got {tuple(a.shape)}"
-    assert torch.equal(a, b), "two runs with the same seed differ"
-    assert not torch.equal(a, c), "different seeds give the same image"
+    _assert_seeded(lambda seed: fn(model, 4, steps=3, seed=seed), 5, 6)
 
 
 @check("raises the target logit above the starting image's")
