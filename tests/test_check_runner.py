@@ -24,4 +24,6 @@ def test_an_unfinished_exercise_reports_todo_not_a_traceback(module, capsys):
 def test_every_exercise_has_checks_named_after_it(module):
     checks = importlib.import_module(f"labkit.check.{module}")
     assert checks.EXERCISES and all(ex.module == module and ex.checks for ex in checks.EXERCISES)
+    for ex in checks.EXERCISES:
+        assert all(c.__name__.startswith(ex.name) for c in ex.checks), [c.__name__ for c in ex.checks]
     assert len({ex.name for ex in checks.EXERCISES}) == len(checks.EXERCISES)

@@ -65,7 +65,7 @@ class Call:
     """One call of an exercise function. ``function`` defaults to the exercise being judged.
 
     ``patch`` replaces labkit attributes with public stand-ins during the call, on both sides:
-    ``{"labkit.adversarial.pgd": "labkit.check.robust_features:toy_pgd"}`` judges Lab 5's use of
+    ``{"labkit.adversarial.pgd": "labkit.check.toys:toy_pgd"}`` judges Lab 5's use of
     Lab 2's ``pgd`` without needing the student's (or the reference) Lab 2 in the sandbox."""
 
     args: tuple = ()

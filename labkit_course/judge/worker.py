@@ -233,7 +233,7 @@ def build_toy(factory: str, kwargs: dict):
 
 class patched:
     """Replace attributes of labkit modules for one call: ``{"labkit.adversarial.pgd":
-    "labkit.check.robust_features:toy_pgd"}`` (an exercise that calls another lab's exercise
+    "labkit.check.toys:toy_pgd"}`` (an exercise that calls another lab's exercise
     gets a public stand-in with a closed form, on both sides)."""
 
     def __init__(self, patches: dict):
