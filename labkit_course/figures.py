@@ -53,7 +53,8 @@ def _image(nb, figure: Figure) -> bytes:
 
 
 def compress(png: bytes, max_bytes: int = MAX_BYTES, max_width: int = 1400) -> bytes:
-    """``png`` as a palette PNG (256 colours) no wider than ``max_width``, shrunk until under ``max_bytes``."""
+    """``png`` re-encoded under ``max_bytes``: full colour if it fits, else 256 colours (dithered if that
+    fits, which keeps photos smooth), else narrower, no wider than ``max_width``."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
@@ -61,10 +62,16 @@ def compress(png: bytes, max_bytes: int = MAX_BYTES, max_width: int = 1400) -> b
     while True:
         scaled = image if width == image.width else image.resize(
             (width, round(image.height * width / image.width)), Image.LANCZOS)
-        buffer = io.BytesIO()
-        scaled.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-            buffer, format="PNG", optimize=True)
-        if buffer.tell() < max_bytes or width < 300:
+        for encode in (
+            lambda im: im,
+            lambda im: im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG),
+            lambda im: im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE),
+        ):
+            buffer = io.BytesIO()
+            encode(scaled).save(buffer, format="PNG", optimize=True)
+            if buffer.tell() < max_bytes:
+                return buffer.getvalue()
+        if width < 300:
             return buffer.getvalue()
         width = int(width * 0.85)
 
