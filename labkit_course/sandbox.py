@@ -134,14 +134,22 @@ def python_mounts() -> list[Mount]:
                                                    and not any(p in exe.parents for p in prefixes) else [])
 
 
-_uids = itertools.cycle(range(61000, 61064))
+UID_BASE, UIDS_PER_PROCESS = 100_000, 64
+# A block of uids per grading process (two graders on one machine don't share a process limit),
+# cycled among its concurrent sandboxes.
+_uids = itertools.cycle(range(UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 1000),
+                              UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 1000 + 1)))
 _uid_lock = threading.Lock()
+#: every uid this process gave a sandbox
+given_uids: set[int] = set()
 
 
 def _sandbox_uid() -> int:
     """An unprivileged uid for the next sandbox, different from the ones running beside it."""
     with _uid_lock:
-        return next(_uids)
+        uid = next(_uids)
+        given_uids.add(uid)
+        return uid
 
 
 def _bwrap_args(mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | None) -> list[str]:

@@ -9,12 +9,19 @@ Exercise tests run against one implementation, chosen with ``--impl``:
   test marked ``exercise`` must fail (``tests/test_stubs.py`` proves it).
 """
 import importlib
+import os
+import sys
 
 import pytest
 import torch
 
 from labkit_course.repo import load_reference
 
+
+# setuptools' distutils shim asserts it wins the import of distutils; nbgrader imports setuptools
+# late, after a test may have loaded the standard library's distutils (still there before 3.12).
+if sys.version_info < (3, 12):
+    os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
 
 # One thread per test process: tests use small models, for which OpenMP's second thread costs
 # more than it gains, and `make test` runs two processes (pytest-xdist) on two cores.
