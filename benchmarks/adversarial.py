@@ -19,6 +19,7 @@ say nothing about the budgets; ``ok`` is computed on them anyway).
 Both attacks run on 1 torch thread: on a busy shared CPU extra OpenMP threads
 spin-wait and make everything slower.
 """
+
 from __future__ import annotations
 
 import torch
@@ -66,12 +67,19 @@ def pgd_budgets(quick: bool = False, repeats: int = 3) -> list[dict]:
     off_label = (pred != labels).float().mean().item()
     where = f"{len(images)} photos at {images.shape[-1]}px, {steps} steps, {torch.get_num_threads()} thread(s)"
     return [
-        row(2, "pgd at least as fast as torchattacks.PGD (same batch and settings)",
+        row(
+            2,
+            "pgd at least as fast as torchattacks.PGD (same batch and settings)",
             f"ours {ours:.2f} s, torchattacks {theirs_best:.2f} s, ratio {ratio:.2f}x (best of {repeats}; {where})",
-            ratio >= 1.0),
-        row(2, "untargeted L-inf PGD, eps=2/255, 10 steps fools >= 95% of the sample photos",
+            ratio >= 1.0,
+        ),
+        row(
+            2,
+            "untargeted L-inf PGD, eps=2/255, 10 steps fools >= 95% of the sample photos",
             f"{success:.0%} fooled (torchattacks {success_theirs:.0%}; {off_label:.0%} off the "
-            f"expected ImageNet label; {where})", success >= 0.95),
+            f"expected ImageNet label; {where})",
+            success >= 0.95,
+        ),
     ]
 
 

@@ -20,6 +20,7 @@ Measured side by side in one run, on EfficientNet-Lite0 (the default model) at 2
 Quick mode runs the same code at 48px with 2-3 steps and 2 classes: its numbers say
 nothing about the budgets.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,7 @@ from benchmarks.common import load_reference, notebook_budget, row
 from labkit.models import load_model
 
 #: The notebook's ten classes (most from the figures of the source report, seed 002), then ten more.
-CLASSES = (1, 24, 76, 89, 107, 113, 145, 604, 663, 724,
-           130, 207, 291, 323, 417, 483, 511, 949, 954, 980)
+CLASSES = (1, 24, 76, 89, 107, 113, 145, 604, 663, 724, 130, 207, 291, 323, 417, 483, 511, 949, 954, 980)
 HELD_OUT = ("efficientnet_lite1", "efficientnet_lite2")
 
 
@@ -94,30 +94,55 @@ def budgets(quick: bool = False, log=print) -> list[dict]:
     naive, naive_s = _timed_then_rest(cv.visualize_class, model, classes, naive_steps, log)
     probs = target_prob(lite0, naive, classes)
     n_ok = int((probs >= 0.9).sum())
-    rows.append(row(3, f"visualize_class, {naive_steps} steps, one image on Lite0: < 20 s",
-                    f"{naive_s:.1f} s ({1000 * naive_s / naive_steps:.0f} ms/step)", naive_s < 20))
-    rows.append(row(3, "visualize_class: Lite0 target prob >= 0.9 for >= 90% of the classes",
-                    f"{n_ok}/{len(classes)} (min {probs.min():.3f}, median {probs.median():.3f})",
-                    n_ok >= 0.9 * len(classes)))
+    rows.append(
+        row(
+            3,
+            f"visualize_class, {naive_steps} steps, one image on Lite0: < 20 s",
+            f"{naive_s:.1f} s ({1000 * naive_s / naive_steps:.0f} ms/step)",
+            naive_s < 20,
+        )
+    )
+    rows.append(
+        row(
+            3,
+            "visualize_class: Lite0 target prob >= 0.9 for >= 90% of the classes",
+            f"{n_ok}/{len(classes)} (min {probs.min():.3f}, median {probs.median():.3f})",
+            n_ok >= 0.9 * len(classes),
+        )
+    )
 
     robust, robust_s = _timed_then_rest(cv.visualize_class_robust, model, classes, robust_steps, log)
     rprobs = target_prob(lite0, robust, classes)
-    rows.append(row(3, f"visualize_class_robust, {robust_steps} steps, one image: < 40 s",
-                    f"{robust_s:.1f} s ({1000 * robust_s / robust_steps:.0f} ms/step); Lite0 target prob "
-                    f"min {rprobs.min():.3f}, median {rprobs.median():.3f}", robust_s < 40))
+    rows.append(
+        row(
+            3,
+            f"visualize_class_robust, {robust_steps} steps, one image: < 40 s",
+            f"{robust_s:.1f} s ({1000 * robust_s / robust_steps:.0f} ms/step); Lite0 target prob "
+            f"min {rprobs.min():.3f}, median {rprobs.median():.3f}",
+            robust_s < 40,
+        )
+    )
 
     naive_t, robust_t = transfer(held_out, naive, classes), transfer(held_out, robust, classes)
     pairs = naive_t["top5"].numel()
     only_robust = int((robust_t["top5"] & ~naive_t["top5"]).sum())
     only_naive = int((naive_t["top5"] & ~robust_t["top5"]).sum())
     p_value = binomtest(only_robust, only_robust + only_naive, alternative="greater").pvalue if only_robust else 1.0
-    summary = "; ".join(f"{kind}: top-5 {t['top5'].float().mean():.0%}, top-1 {t['top1'].float().mean():.0%}, "
-                        f"mean p(target) {t['prob'].mean():.2f}" for kind, t in (("naive", naive_t), ("robust", robust_t)))
+    summary = "; ".join(
+        f"{kind}: top-5 {t['top5'].float().mean():.0%}, top-1 {t['top1'].float().mean():.0%}, "
+        f"mean p(target) {t['prob'].mean():.2f}"
+        for kind, t in (("naive", naive_t), ("robust", robust_t))
+    )
     log(f"held-out transfer: {summary}")
-    rows.append(row(3, "held-out (Lite1, Lite2) top-5 hit rate: robust clearly above naive (paired sign test p < 0.05)",
-                    f"{summary}; {len(classes)} classes x {len(held_out)} models = {pairs} pairs, robust-only hits "
-                    f"{only_robust}, naive-only {only_naive}, p = {p_value:.2g}",
-                    p_value < 0.05))
+    rows.append(
+        row(
+            3,
+            "held-out (Lite1, Lite2) top-5 hit rate: robust clearly above naive (paired sign test p < 0.05)",
+            f"{summary}; {len(classes)} classes x {len(held_out)} models = {pairs} pairs, robust-only hits "
+            f"{only_robust}, naive-only {only_naive}, p = {p_value:.2g}",
+            p_value < 0.05,
+        )
+    )
 
     lr_classes, lr_steps = classes[:10], (2 if quick else 25)
     sweep = {}
@@ -125,10 +150,15 @@ def budgets(quick: bool = False, log=print) -> list[dict]:
         imgs = cv.visualize_class(model, lr_classes, steps=lr_steps, lr=lr)
         sweep[lr] = float(target_prob(lite0, imgs, lr_classes).mean())
         log(f"lr sweep: lr={lr:g}, mean target prob {sweep[lr]:.2f}")
-    rows.append(row(3, f"DEFAULT_LR = {cv.DEFAULT_LR:g} within 0.05 of the best rate tried: mean Lite0 target prob "
-                       f"after {lr_steps} steps, {len(lr_classes)} classes",
-                    "; ".join(f"lr={lr:g}: {p:.2f}" for lr, p in sweep.items()),
-                    sweep[cv.DEFAULT_LR] >= max(sweep.values()) - 0.05))
+    rows.append(
+        row(
+            3,
+            f"DEFAULT_LR = {cv.DEFAULT_LR:g} within 0.05 of the best rate tried: mean Lite0 target prob "
+            f"after {lr_steps} steps, {len(lr_classes)} classes",
+            "; ".join(f"lr={lr:g}: {p:.2f}" for lr, p in sweep.items()),
+            sweep[cv.DEFAULT_LR] >= max(sweep.values()) - 0.05,
+        )
+    )
 
     if not quick:
         rows += notebook_budget(3, max_seconds=300)

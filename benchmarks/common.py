@@ -1,4 +1,5 @@
 """Shared pieces of the budget scripts: timing, rows, and the solved-notebook budget."""
+
 from __future__ import annotations
 
 import tempfile
@@ -34,8 +35,9 @@ def best_time(fn, repeats: int = 3):
 MEMORY_BUDGET_MB = 1.4 * 1024
 
 
-def notebook_budget(lab_number: int, max_seconds: float, max_mb: float = MEMORY_BUDGET_MB,
-                    quick: bool = False) -> list[dict]:
+def notebook_budget(
+    lab_number: int, max_seconds: float, max_mb: float = MEMORY_BUDGET_MB, quick: bool = False
+) -> list[dict]:
     """Execute a solved notebook headless and offline; rows for its wall time and peak kernel memory."""
     lab = LABS[lab_number]
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,8 +48,16 @@ def notebook_budget(lab_number: int, max_seconds: float, max_mb: float = MEMORY_
     label = "quick parameters" if quick else "defaults"
     failed = f" (FAILED: {str(result.error).splitlines()[-1][:80]})" if result.error else ""
     return [
-        row(lab_number, f"solved notebook ({label}) < {max_seconds / 60:g} min", f"{result.seconds:.0f} s{failed}",
-            result.error is None and result.seconds < max_seconds),
-        row(lab_number, f"solved notebook ({label}) peak kernel memory <= {max_mb / 1024:g} GB (Binder: 1 GB guaranteed)",
-            f"{result.peak_rss_mb:.0f} MB", result.error is None and result.peak_rss_mb <= max_mb),
+        row(
+            lab_number,
+            f"solved notebook ({label}) < {max_seconds / 60:g} min",
+            f"{result.seconds:.0f} s{failed}",
+            result.error is None and result.seconds < max_seconds,
+        ),
+        row(
+            lab_number,
+            f"solved notebook ({label}) peak kernel memory <= {max_mb / 1024:g} GB (Binder: 1 GB guaranteed)",
+            f"{result.peak_rss_mb:.0f} MB",
+            result.error is None and result.peak_rss_mb <= max_mb,
+        ),
     ]

@@ -8,6 +8,7 @@ fake ``/autograder`` tree. Each submission's time splits into the sandboxed note
 grading did before the judge) and the judge, measured side by side in the same run. Quick mode
 uses the tiny fake lab of the tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ def _gradescope_seconds(lab, repo: Path, solution: Path, tmp: Path) -> tuple[flo
     shutil.copy(solution, root / "submission" / f"{lab.module}.py")
     env = dict(os.environ, AUTOGRADER_ROOT=str(root), LABKIT_AUTOGRADER_PYTHON=sys.executable)
     start = time.perf_counter()
-    subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=900,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=900, capture_output=True
+    )
     seconds = time.perf_counter() - start
     return seconds, json.loads((root / "results" / "results.json").read_text())["score"]
 
@@ -95,16 +97,31 @@ def budgets(quick: bool = False) -> list[dict]:
         overhead = (judge_s / notebook_s).max()
         full = seq["auto_total"].max()
         return [
-            row(lab.number, f"judging adds <= 20% to grading one submission ({label}, sequential, side by side)",
+            row(
+                lab.number,
+                f"judging adds <= 20% to grading one submission ({label}, sequential, side by side)",
                 f"judge {judge_s.mean():.1f} s vs sandboxed notebook run {notebook_s.mean():.1f} s: "
-                f"+{100 * overhead:.0f}% (worst of {n}); auto score {full:g}", overhead <= 0.20),
-            row(lab.number, f"autograding throughput, sequential ({label}, {n} submissions)",
-                f"{60 * n / seq_s:.2f} submissions/min", (seq["status"] == "graded").all()),
-            row(lab.number, "--workers 2 throughput >= 1.4x sequential on 2 cores, same grades",
+                f"+{100 * overhead:.0f}% (worst of {n}); auto score {full:g}",
+                overhead <= 0.20,
+            ),
+            row(
+                lab.number,
+                f"autograding throughput, sequential ({label}, {n} submissions)",
+                f"{60 * n / seq_s:.2f} submissions/min",
+                (seq["status"] == "graded").all(),
+            ),
+            row(
+                lab.number,
+                "--workers 2 throughput >= 1.4x sequential on 2 cores, same grades",
                 f"{60 * n / par_s:.2f} submissions/min ({seq_s / par_s:.2f}x sequential)",
-                same and seq_s / par_s >= 1.4),
-            row(lab.number, f"Gradescope zip grades one submission in < 3 min ({label}, fake /autograder tree)",
-                f"{gs_s:.0f} s, score {gs_score:g}", gs_s < 180 and gs_score == full),
+                same and seq_s / par_s >= 1.4,
+            ),
+            row(
+                lab.number,
+                f"Gradescope zip grades one submission in < 3 min ({label}, fake /autograder tree)",
+                f"{gs_s:.0f} s, score {gs_score:g}",
+                gs_s < 180 and gs_score == full,
+            ),
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,6 +11,7 @@
 
 Run alone with ``python -m benchmarks.run --labs 4 [--quick]``.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,7 @@ from benchmarks.common import best_time, load_reference, notebook_budget, row
 def _bare(model, images, batch_size):
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            model(images[start:start + batch_size]).softmax(-1).max(-1)
+            model(images[start : start + batch_size]).softmax(-1).max(-1)
 
 
 def budgets(quick: bool = False) -> list[dict]:
@@ -44,9 +45,14 @@ def budgets(quick: bool = False) -> list[dict]:
         probe_t.append(best_time(lambda: noise.probe({"lite0": model}, images, batch_size=batch), 1)[0])
     bare, probed = min(bare_t), min(probe_t)
     ratio = probed / bare
-    rows.append(row(4, "probe time / bare batched inference <= 1.10 (EfficientNet-Lite0, 224px)",
-                    f"{ratio:.3f} (probe {n / probed:.1f} img/s, bare {n / bare:.1f} img/s, {n} images, batch {batch})",
-                    ratio <= 1.10))
+    rows.append(
+        row(
+            4,
+            "probe time / bare batched inference <= 1.10 (EfficientNet-Lite0, 224px)",
+            f"{ratio:.3f} (probe {n / probed:.1f} img/s, bare {n / bare:.1f} img/s, {n} images, batch {batch})",
+            ratio <= 1.10,
+        )
+    )
 
     # 2. 1000 images x 3 offline models.
     models = {name: load_model(name) for name in OFFLINE_MODELS}

@@ -1,11 +1,13 @@
 """Measure every budget of the course on this machine: `python -m benchmarks.run [--quick] [--labs 1,2]`.
 
 Each lab's module ``benchmarks/<module>.py`` exposes ``budgets(quick) -> list[row]``; this script
-runs them in order, each in a fresh process (peak memory is per suite), prints one table with PASS/FAIL next to each number, writes
+runs them in order, each in a fresh process (peak memory is per suite), prints one table with PASS/FAIL
+next to each number, writes
 ``benchmarks/RESULTS.md`` and (full runs only) the README's results section.
 Quick mode runs everything on tiny inputs: its numbers say nothing about the budgets,
 it only proves the scripts still work (the test suite runs it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +38,7 @@ def machine() -> str:
     except OSError:
         pass
     try:
-        load = "load average %.1f" % os.getloadavg()[0]
+        load = f"load average {os.getloadavg()[0]:.1f}"
     except OSError:
         load = ""
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}, {load}"
@@ -75,7 +77,14 @@ def main(argv=None) -> int:
         try:
             got = run_suite(SUITES[key], args.quick)
         except Exception as exc:  # one broken suite must not hide the others' numbers
-            got = [{"lab": key, "budget": f"{SUITES[key]} benchmark ran", "value": f"{type(exc).__name__}: {exc}"[:120], "ok": False}]
+            got = [
+                {
+                    "lab": key,
+                    "budget": f"{SUITES[key]} benchmark ran",
+                    "value": f"{type(exc).__name__}: {exc}"[:120],
+                    "ok": False,
+                }
+            ]
         for r in got:
             print(f"  {'PASS' if r['ok'] else 'FAIL'}  {r['budget']}: {r['value']}", flush=True)
         rows += got
@@ -86,8 +95,12 @@ def main(argv=None) -> int:
     if not args.quick and args.out == parser.get_default("out"):
         readme = ROOT / "README.md"
         text = readme.read_text()
-        text = re.sub(r"<!-- BENCHMARKS -->.*<!-- /BENCHMARKS -->", f"<!-- BENCHMARKS -->\n{report}<!-- /BENCHMARKS -->",
-                      text, flags=re.S)
+        text = re.sub(
+            r"<!-- BENCHMARKS -->.*<!-- /BENCHMARKS -->",
+            f"<!-- BENCHMARKS -->\n{report}<!-- /BENCHMARKS -->",
+            text,
+            flags=re.S,
+        )
         readme.write_text(text)
     print(f"\n{report}")
     return 0 if all(r["ok"] for r in rows) else 1

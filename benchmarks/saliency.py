@@ -7,6 +7,7 @@
   Also the mean error at 50 steps, ours against Captum's default Gauss-Legendre rule.
 * The solved notebook at its defaults: < 3 min, < 2 GB peak memory (full mode only).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,7 +20,10 @@ from labkit.models import load_model
 
 def _completeness(model, images, targets, attributions) -> torch.Tensor:
     with torch.no_grad():
-        gap = model(images).gather(1, targets[:, None])[:, 0] - model(torch.zeros_like(images)).gather(1, targets[:, None])[:, 0]
+        gap = (
+            model(images).gather(1, targets[:, None])[:, 0]
+            - model(torch.zeros_like(images)).gather(1, targets[:, None])[:, 0]
+        )
     return (attributions.sum((1, 2, 3)) - gap).abs() / gap.abs()
 
 
@@ -35,28 +39,70 @@ def budgets(quick: bool = False) -> list[dict]:
     rows = []
 
     ours_s, _ = best_time(lambda: ref.occlusion(model, x, t, window=window, stride=stride, batch_size=64), 1)
-    theirs_s, _ = best_time(lambda: Occlusion(model).attribute(
-        x, target=t, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0.0,
-        perturbations_per_eval=64), 1)
-    rows.append(row(1, f"occlusion at least as fast as Captum (1 photo, {size}px, window {window}, stride {stride})",
-                    f"ours {ours_s:.1f} s, Captum {theirs_s:.1f} s, ratio {theirs_s / ours_s:.2f}", theirs_s >= ours_s * 0.98))
+    theirs_s, _ = best_time(
+        lambda: Occlusion(model).attribute(
+            x,
+            target=t,
+            sliding_window_shapes=(3, window, window),
+            strides=(3, stride, stride),
+            baselines=0.0,
+            perturbations_per_eval=64,
+        ),
+        1,
+    )
+    rows.append(
+        row(
+            1,
+            f"occlusion at least as fast as Captum (1 photo, {size}px, window {window}, stride {stride})",
+            f"ours {ours_s:.1f} s, Captum {theirs_s:.1f} s, ratio {theirs_s / ours_s:.2f}",
+            theirs_s >= ours_s * 0.98,
+        )
+    )
 
     steps = 8 if quick else 50
     ours_s, _ = best_time(lambda: ref.integrated_gradients(model, x, t, steps=steps, batch_size=16), 2)
-    theirs_s, _ = best_time(lambda: IntegratedGradients(model).attribute(x, target=t, n_steps=steps, internal_batch_size=16), 2)
-    rows.append(row(1, f"integrated_gradients at least as fast as Captum (1 photo, {steps} steps, batch 16)",
-                    f"ours {ours_s:.1f} s, Captum {theirs_s:.1f} s, ratio {theirs_s / ours_s:.2f}", theirs_s >= ours_s * 0.98))
+    theirs_s, _ = best_time(
+        lambda: IntegratedGradients(model).attribute(x, target=t, n_steps=steps, internal_batch_size=16), 2
+    )
+    rows.append(
+        row(
+            1,
+            f"integrated_gradients at least as fast as Captum (1 photo, {steps} steps, batch 16)",
+            f"ours {ours_s:.1f} s, Captum {theirs_s:.1f} s, ratio {theirs_s / ours_s:.2f}",
+            theirs_s >= ours_s * 0.98,
+        )
+    )
 
     steps = 8 if quick else 200
-    errors = _completeness(model, images, targets, ref.integrated_gradients(model, images, targets, steps=steps, batch_size=50))
-    rows.append(row(1, f"IG completeness within 5% on all {len(images)} photos at {steps} steps",
-                    f"max {errors.max():.2%}, mean {errors.mean():.2%}", bool(errors.max() <= 0.05)))
+    errors = _completeness(
+        model, images, targets, ref.integrated_gradients(model, images, targets, steps=steps, batch_size=50)
+    )
+    rows.append(
+        row(
+            1,
+            f"IG completeness within 5% on all {len(images)} photos at {steps} steps",
+            f"max {errors.max():.2%}, mean {errors.mean():.2%}",
+            bool(errors.max() <= 0.05),
+        )
+    )
     steps = 4 if quick else 50
-    ours = _completeness(model, images, targets, ref.integrated_gradients(model, images, targets, steps=steps, batch_size=50))
-    gl = _completeness(model, images, targets, IntegratedGradients(model).attribute(
-        images, target=targets, n_steps=steps, internal_batch_size=50))
-    rows.append(row(1, f"IG completeness at {steps} steps: ours (graded midpoint) vs Captum (Gauss-Legendre), mean over photos",
-                    f"ours {ours.mean():.2%}, Captum {gl.mean():.2%}", bool(ours.mean() <= gl.mean())))
+    ours = _completeness(
+        model, images, targets, ref.integrated_gradients(model, images, targets, steps=steps, batch_size=50)
+    )
+    gl = _completeness(
+        model,
+        images,
+        targets,
+        IntegratedGradients(model).attribute(images, target=targets, n_steps=steps, internal_batch_size=50),
+    )
+    rows.append(
+        row(
+            1,
+            f"IG completeness at {steps} steps: ours (graded midpoint) vs Captum (Gauss-Legendre), mean over photos",
+            f"ours {ours.mean():.2%}, Captum {gl.mean():.2%}",
+            bool(ours.mean() <= gl.mean()),
+        )
+    )
 
     if not quick:  # the test suite already executes every notebook at its quick parameters
         rows += notebook_budget(1, max_seconds=180)

@@ -5,4 +5,5 @@ One exercise module per lab: ``saliency``, ``adversarial``, ``classviz``, ``nois
 ``experiments``, ``labs``; instant self-checks: ``check``. (The instructor's tools are the
 separate ``labkit_course`` package, which students never get.)
 """
+
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ inside and return logits; their parameters are frozen, so take gradients with
 respect to the *input*. Every attack returns a new, detached tensor that stays
 inside [0,1] (and inside the eps-ball around the input).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -62,8 +63,9 @@ def linear_adversarial(weights: torch.Tensor, x: torch.Tensor, label, target, ep
         raise TypeError(f"x must be a float tensor of shape (D,) or (N, D); got {validate._describe(x)}")
     num_classes, dim = weights.shape
     if x.ndim not in (1, 2) or x.shape[-1] != dim:
-        raise ValueError(f"x must have shape ({dim},) or (N, {dim}) to match weights {tuple(weights.shape)}; "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have shape ({dim},) or (N, {dim}) to match weights {tuple(weights.shape)}; got {tuple(x.shape)}"
+        )
     eps = validate.positive(eps, "eps", allow_zero=True)
     n = 1 if x.ndim == 1 else x.shape[0]
     label = _class_indices(label, n, num_classes, "label")
@@ -104,8 +106,18 @@ def fgsm(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, targe
     )
 
 
-def pgd(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, step_size: float, steps: int,
-        norm: str = "linf", targeted: bool = False, random_start: bool = False, seed: int | None = None) -> torch.Tensor:
+def pgd(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels,
+    eps: float,
+    step_size: float,
+    steps: int,
+    norm: str = "linf",
+    targeted: bool = False,
+    random_start: bool = False,
+    seed: int | None = None,
+) -> torch.Tensor:
     """Projected gradient descent (Madry et al., 2017) in the L-infinity or L2 ball.
 
     Each step moves the whole batch along the gradient of the cross-entropy loss
@@ -149,8 +161,9 @@ def pgd(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, step_s
     )
 
 
-def fooling_image(model: torch.nn.Module, image: torch.Tensor, target: int, lr: float = 1.0,
-                  max_steps: int = 100) -> tuple[torch.Tensor, int]:
+def fooling_image(
+    model: torch.nn.Module, image: torch.Tensor, target: int, lr: float = 1.0, max_steps: int = 100
+) -> tuple[torch.Tensor, int]:
     """Walk one image to ``target`` by gradient ascent on the target logit (CS231n's fooling image).
 
     At each step: if the model already predicts ``target``, stop; otherwise

@@ -6,12 +6,13 @@
 * :func:`to_tensor` converts PIL images, numpy HWC arrays (uint8 or 0-255
   floats) and CHW tensors.
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -93,7 +94,13 @@ PHOTOS: dict[str, Photo] = {
         Photo("temple", "sklearn load_sample_image('china.jpg')", 698, (698, 442, 663, 832), _sklearn("china.jpg")),
         Photo("flower", "sklearn load_sample_image('flower.jpg')", 985, (985,), _sklearn("flower.jpg")),
         Photo("camera", "skimage.data.camera() (a cameraman behind a tripod)", 872, (872, 759), _skimage("camera")),
-        Photo("astronaut", "skimage.data.astronaut() (Eileen Collins in a flight suit)", 652, (652, 834), _skimage("astronaut")),
+        Photo(
+            "astronaut",
+            "skimage.data.astronaut() (Eileen Collins in a flight suit)",
+            652,
+            (652, 834),
+            _skimage("astronaut"),
+        ),
     ]
 }
 
@@ -129,8 +136,10 @@ def to_tensor(image, size: int | None = None) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
     else:
-        raise TypeError(f"cannot convert a {type(image).__name__} to an image tensor; "
-                        "give a PIL image, a numpy array or a torch tensor")
+        raise TypeError(
+            f"cannot convert a {type(image).__name__} to an image tensor; "
+            "give a PIL image, a numpy array or a torch tensor"
+        )
     if x.dtype == torch.uint8:
         x = x.float() / 255
     elif x.is_floating_point():
@@ -152,7 +161,7 @@ def resize_center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
     x = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    return x[..., top:top + size, left:left + size].clamp(0, 1).contiguous()
+    return x[..., top : top + size, left : left + size].clamp(0, 1).contiguous()
 
 
 def sample_image(name: str, size: int = 224) -> torch.Tensor:
@@ -186,16 +195,20 @@ def load_image(path_or_url, size: int | None = 224) -> torch.Tensor:
     text = str(path_or_url)
     if text.startswith(("http://", "https://")):
         if offline():
-            raise NetworkRequired(f"fetching {text} needs the network (LABKIT_OFFLINE is set); "
-                                  "download the file and pass its path, or use labkit.data.sample_image()")
+            raise NetworkRequired(
+                f"fetching {text} needs the network (LABKIT_OFFLINE is set); "
+                "download the file and pass its path, or use labkit.data.sample_image()"
+            )
         import urllib.request
 
         try:
             with urllib.request.urlopen(text, timeout=20) as response:
                 blob = response.read()
         except OSError as exc:
-            raise NetworkRequired(f"could not download {text} ({exc}); download it yourself and pass "
-                                  "the path, or use labkit.data.sample_image()") from exc
+            raise NetworkRequired(
+                f"could not download {text} ({exc}); download it yourself and pass "
+                "the path, or use labkit.data.sample_image()"
+            ) from exc
         image = Image.open(io.BytesIO(blob))
     else:
         path = Path(text).expanduser()
@@ -223,8 +236,9 @@ DIGIT_CLASSES = tuple(str(i) for i in range(10))
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def load_digits(split: str = "train", size: int = 8, test_fraction: float = 0.25,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def load_digits(
+    split: str = "train", size: int = 8, test_fraction: float = 0.25, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's handwritten digits (1797 real 8x8 scans, offline) in the course convention.
 
     The split is stratified and fixed by ``seed`` (train 1347 / test 450 images by default).
@@ -246,8 +260,7 @@ def load_digits(split: str = "train", size: int = 8, test_fraction: float = 0.25
     y = torch.tensor(bunch.target, dtype=torch.long)
     if split != "all":
         idx = np.arange(len(y))
-        train_idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                               stratify=bunch.target)
+        train_idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=bunch.target)
         keep = torch.as_tensor(np.sort(train_idx if split == "train" else test_idx))
         x, y = x[keep], y[keep]
     if size != 8:
@@ -255,8 +268,9 @@ def load_digits(split: str = "train", size: int = 8, test_fraction: float = 0.25
     return x.expand(-1, 3, -1, -1).contiguous(), y
 
 
-def load_cifar10(split: str = "train", root="~/.cache/labkit/cifar10",
-                 limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_cifar10(
+    split: str = "train", root="~/.cache/labkit/cifar10", limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10 (downloaded once by torchvision into ``root``) as tensors in the course convention.
 
     Args:
@@ -280,8 +294,10 @@ def load_cifar10(split: str = "train", root="~/.cache/labkit/cifar10",
     try:  # already downloaded: no network needed
         ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
     except RuntimeError:
-        need = (f"CIFAR-10 is not in {root} and must be downloaded (~170 MB) from the internet; "
-                "the digits version of the lab (labkit.data.load_digits) works offline")
+        need = (
+            f"CIFAR-10 is not in {root} and must be downloaded (~170 MB) from the internet; "
+            "the digits version of the lab (labkit.data.load_digits) works offline"
+        )
         if offline():
             raise NetworkRequired(need + " (LABKIT_OFFLINE is set)") from None
         try:
@@ -311,8 +327,12 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     rows = dy.view(n, 1) + torch.arange(h).view(1, h)  # (n, h)
     cols = dx.view(n, 1) + torch.arange(w).view(1, w)  # (n, w)
-    out = padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(images.shape[1]).view(1, -1, 1, 1),
-                 rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+    out = padded[
+        torch.arange(n).view(n, 1, 1, 1),
+        torch.arange(images.shape[1]).view(1, -1, 1, 1),
+        rows.view(n, 1, h, 1),
+        cols.view(n, 1, 1, w),
+    ]
     flip = torch.rand(n, generator=generator) < 0.5
     out[flip] = out[flip].flip(-1)
     return out

@@ -13,6 +13,7 @@ the perturbed images and almost never the target.
 
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models normalize inside and return logits.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,18 +45,41 @@ JUDGE_KINDS = ("logistic", "knn")
 #: (benchmarks/robust_features.py): on digits, visible shape is easier to learn than invisible features.
 DEFAULTS = {
     "digits": dict(
-        model="small_cnn", width=16, size=16,  # 8x8 scans upsampled to 16x16; the judge sees the same pixels
-        epochs=30, lr=0.1, batch_size=32, augment=False,  # both trainings
-        eps=1.5, step_size=None, steps=20,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
-        attack_batch_size=512, train_limit=None, test_limit=None,
-        perturb=True, judge="logistic", device=None,
+        model="small_cnn",
+        width=16,
+        size=16,  # 8x8 scans upsampled to 16x16; the judge sees the same pixels
+        epochs=30,
+        lr=0.1,
+        batch_size=32,
+        augment=False,  # both trainings
+        eps=1.5,
+        step_size=None,
+        steps=20,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
+        attack_batch_size=512,
+        train_limit=None,
+        test_limit=None,
+        perturb=True,
+        judge="logistic",
+        device=None,
     ),
     "cifar10": dict(  # the paper's attack: L2 eps 0.5, step 0.1, 100 steps; augmentation in both trainings
-        model="resnet9", width=64, size=32,
-        epochs=16, lr=0.1, batch_size=256, augment=True,
-        eps=0.5, step_size=0.1, steps=100,
-        attack_batch_size=512, train_limit=None, test_limit=None,
-        perturb=True, judge="logistic", device=None, root="~/.cache/labkit/cifar10",
+        model="resnet9",
+        width=64,
+        size=32,
+        epochs=16,
+        lr=0.1,
+        batch_size=256,
+        augment=True,
+        eps=0.5,
+        step_size=0.1,
+        steps=100,
+        attack_batch_size=512,
+        train_limit=None,
+        test_limit=None,
+        perturb=True,
+        judge="logistic",
+        device=None,
+        root="~/.cache/labkit/cifar10",
     ),
 }
 
@@ -72,8 +96,10 @@ def lab2_pgd():
         try:
             return pgd(*args, **kwargs)
         except NotImplementedError as exc:
-            raise RuntimeError("make_adversarial_dataset() uses pgd() from Lab 2, which is not implemented "
-                               "yet: finish pgd() in labkit/adversarial.py first") from exc
+            raise RuntimeError(
+                "make_adversarial_dataset() uses pgd() from Lab 2, which is not implemented "
+                "yet: finish pgd() in labkit/adversarial.py first"
+            ) from exc
 
     return call
 
@@ -153,8 +179,12 @@ class PerceptibilityJudge:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):  # in chunks: CIFAR-10's 50,000 training images are 1.2 GB as float64
-            return torch.cat([torch.as_tensor(self.classifier.predict(self._pixels(images[s:s + 4096])), dtype=torch.long)
-                              for s in range(0, len(images), 4096)])
+            return torch.cat(
+                [
+                    torch.as_tensor(self.classifier.predict(self._pixels(images[s : s + 4096])), dtype=torch.long)
+                    for s in range(0, len(images), 4096)
+                ]
+            )
 
     def report(self, originals: torch.Tensor, perturbed: torch.Tensor, labels, targets) -> dict:
         """How visible the perturbations ``perturbed - originals`` are.
@@ -174,7 +204,9 @@ class PerceptibilityJudge:
         """
         originals, perturbed = validate.images(originals, "originals"), validate.images(perturbed, "perturbed")
         if originals.shape != perturbed.shape:
-            raise ValueError(f"originals {tuple(originals.shape)} and perturbed {tuple(perturbed.shape)} differ in shape")
+            raise ValueError(
+                f"originals {tuple(originals.shape)} and perturbed {tuple(perturbed.shape)} differ in shape"
+            )
         labels = validate.targets(labels, len(originals), name="labels").cpu()
         targets = validate.targets(targets, len(originals), name="targets").cpu()
         clean = self.predict(originals)
@@ -184,13 +216,25 @@ class PerceptibilityJudge:
         target = float((said == targets).float().mean())
         keep_ratio = keep / clean_acc if clean_acc > 0 else float("nan")
         rel = (perturbed - originals).flatten(1).norm(dim=1) / originals.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return dict(clean_acc=clean_acc, keep=keep, target=target, keep_ratio=keep_ratio,
-                    rel_norm=float(rel.median()),
-                    imperceptible=bool(keep_ratio >= JUDGE_MIN_KEEP and target <= JUDGE_MAX_TARGET))
+        return dict(
+            clean_acc=clean_acc,
+            keep=keep,
+            target=target,
+            keep_ratio=keep_ratio,
+            rel_norm=float(rel.median()),
+            imperceptible=bool(keep_ratio >= JUDGE_MIN_KEEP and target <= JUDGE_MAX_TARGET),
+        )
 
 
-def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, verbose: bool = True,
-                   exercises=None, source: torch.nn.Module | None = None, **overrides) -> dict:
+def run_experiment(
+    dataset: str = "digits",
+    mode: str = "det",
+    seed: int = 0,
+    verbose: bool = True,
+    exercises=None,
+    source: torch.nn.Module | None = None,
+    **overrides,
+) -> dict:
     """The whole experiment with the lab's defaults (:data:`DEFAULTS`), any of them overridden.
 
     1. train a source model on the clean training set, unless ``source`` is given
@@ -232,12 +276,25 @@ def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, ve
     device = cfg["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test), names = load_dataset(
-        dataset, size=cfg["size"], root=cfg.get("root", ""), train_limit=cfg["train_limit"], test_limit=cfg["test_limit"])
+        dataset,
+        size=cfg["size"],
+        root=cfg.get("root", ""),
+        train_limit=cfg["train_limit"],
+        test_limit=cfg["test_limit"],
+    )
     c = len(names)
 
     def train(model, x, y, run_seed):
-        return ex.train_classifier(model.to(device), x, y, epochs=cfg["epochs"], lr=cfg["lr"],
-                                   batch_size=cfg["batch_size"], seed=run_seed, augment=cfg["augment"])
+        return ex.train_classifier(
+            model.to(device),
+            x,
+            y,
+            epochs=cfg["epochs"],
+            lr=cfg["lr"],
+            batch_size=cfg["batch_size"],
+            seed=run_seed,
+            augment=cfg["augment"],
+        )
 
     if source is None:
         source = train(make_model(cfg["model"], c, cfg["width"], seed), x_train, y_train, seed)
@@ -245,9 +302,18 @@ def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, ve
     # The control runs the attack with a vanishing budget: the same new labels (same rule, same
     # seed), then keeps the clean images.
     eps, steps = (cfg["eps"], cfg["steps"]) if cfg["perturb"] else (1e-6, 1)
-    adv, targets = ex.make_adversarial_dataset(source, x_train, y_train, eps=eps, steps=steps,
-                                               step_size=cfg["step_size"] or eps / 4, mode=mode, num_classes=c,
-                                               seed=seed, batch_size=cfg["attack_batch_size"])
+    adv, targets = ex.make_adversarial_dataset(
+        source,
+        x_train,
+        y_train,
+        eps=eps,
+        steps=steps,
+        step_size=cfg["step_size"] or eps / 4,
+        mode=mode,
+        num_classes=c,
+        seed=seed,
+        batch_size=cfg["attack_batch_size"],
+    )
     if not cfg["perturb"]:
         adv = x_train.clone()
     attack_success = ex.evaluate(source, adv, targets)
@@ -255,15 +321,30 @@ def run_experiment(dataset: str = "digits", mode: str = "det", seed: int = 0, ve
     fresh = train(make_model(cfg["model"], c, cfg["width"], seed + 1000), adv, targets, seed + 1000)
     transfer_acc = ex.evaluate(fresh, x_test, y_test)
     result = dict(
-        dataset=dataset, mode=mode, seed=seed, clean_acc=clean_acc, attack_success=attack_success,
-        transfer_acc=transfer_acc, chance=1 / c, judge=judge, seconds=time.perf_counter() - start, config=cfg,
-        source_model=source, transfer_model=fresh, train=(x_train, y_train), test=(x_test, y_test),
-        adv_images=adv, adv_labels=targets, class_names=tuple(names),
+        dataset=dataset,
+        mode=mode,
+        seed=seed,
+        clean_acc=clean_acc,
+        attack_success=attack_success,
+        transfer_acc=transfer_acc,
+        chance=1 / c,
+        judge=judge,
+        seconds=time.perf_counter() - start,
+        config=cfg,
+        source_model=source,
+        transfer_model=fresh,
+        train=(x_train, y_train),
+        test=(x_test, y_test),
+        adv_images=adv,
+        adv_labels=targets,
+        class_names=tuple(names),
     )
     if verbose:
-        print(f"{dataset} D_{mode}{'' if cfg['perturb'] else ' (control: no perturbation)'} seed {seed}: "
-              f"clean {clean_acc:.1%}, attack success {attack_success:.1%}, "
-              f"transfer {transfer_acc:.1%} (chance {1 / c:.0%}); judge keeps {judge['keep_ratio']:.1%} of its "
-              f"clean accuracy, target {judge['target']:.1%}, |delta|/|x| {judge['rel_norm']:.1%}; "
-              f"{result['seconds']:.0f} s")
+        print(
+            f"{dataset} D_{mode}{'' if cfg['perturb'] else ' (control: no perturbation)'} seed {seed}: "
+            f"clean {clean_acc:.1%}, attack success {attack_success:.1%}, "
+            f"transfer {transfer_acc:.1%} (chance {1 / c:.0%}); judge keeps {judge['keep_ratio']:.1%} of its "
+            f"clean accuracy, target {judge['target']:.1%}, |delta|/|x| {judge['rel_norm']:.1%}; "
+            f"{result['seconds']:.0f} s"
+        )
     return result

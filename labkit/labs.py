@@ -2,6 +2,7 @@
 
 The public checks, the instructor's tools, the tests and the benchmarks all read this list.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

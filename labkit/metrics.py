@@ -8,10 +8,11 @@
   Remove the pixels a map calls most important first; the faster the target
   probability falls, the more faithful the map. Lower area under the curve is better.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -62,8 +63,9 @@ def _reinitialize(module: torch.nn.Module, seed: int) -> None:
         p.requires_grad_(False)
 
 
-def cascading_randomization(model, methods: dict[str, Method], images: torch.Tensor, targets,
-                            groups: list[str] | None = None, seed: int = 0) -> pd.DataFrame:
+def cascading_randomization(
+    model, methods: dict[str, Method], images: torch.Tensor, targets, groups: list[str] | None = None, seed: int = 0
+) -> pd.DataFrame:
     """Adebayo et al.'s cascading model-parameter randomization test.
 
     Starting from the logits, re-initialize one layer group after another
@@ -105,14 +107,28 @@ def cascading_randomization(model, methods: dict[str, Method], images: torch.Ten
         _reinitialize(modules[group], seed + step)
         for name, f in methods.items():
             rho = rank_correlation(original[name], f(randomized, images, targets))
-            rows.append({"step": step, "layer": group, "method": name,
-                         "spearman": float(np.mean(rho)), "spearman_std": float(np.std(rho))})
+            rows.append(
+                {
+                    "step": step,
+                    "layer": group,
+                    "method": name,
+                    "spearman": float(np.mean(rho)),
+                    "spearman_std": float(np.std(rho)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 @torch.no_grad()
-def deletion_curve(model, images: torch.Tensor, targets, maps: torch.Tensor, steps: int = 20,
-                   baseline: float = 0.0, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def deletion_curve(
+    model,
+    images: torch.Tensor,
+    targets,
+    maps: torch.Tensor,
+    steps: int = 20,
+    baseline: float = 0.0,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
     """The deletion curve (Petsiuk et al. 2018).
 
     Pixels are ranked by the map (most important first; (N,3,H,W) maps are
@@ -128,8 +144,10 @@ def deletion_curve(model, images: torch.Tensor, targets, maps: torch.Tensor, ste
     steps = validate.positive_int(steps, "steps")
     pixel_maps = _as_pixel_maps(maps)
     if pixel_maps.shape != (images.shape[0], *images.shape[-2:]):
-        raise ValueError(f"maps must match the images: expected (N,H,W) = {(images.shape[0], *images.shape[-2:])}, "
-                         f"got {tuple(maps.shape)}")
+        raise ValueError(
+            f"maps must match the images: expected (N,H,W) = {(images.shape[0], *images.shape[-2:])}, "
+            f"got {tuple(maps.shape)}"
+        )
     n, _, h, w = images.shape
     fractions = np.linspace(0, 1, steps + 1)
     # rank[p] = position of pixel p in the importance order (0 = most important)
@@ -141,8 +159,9 @@ def deletion_curve(model, images: torch.Tensor, targets, maps: torch.Tensor, ste
         counts = torch.tensor(np.round(fractions * h * w).astype(int))
         keep = (rank[i].view(1, h, w) >= counts.view(-1, 1, 1)).unsqueeze(1)  # (steps+1,1,H,W)
         deleted = torch.where(keep, images[i], torch.full_like(images[i], baseline))
-        out = torch.cat([model(deleted[s:s + batch_size]).softmax(-1)[:, targets[i]]
-                         for s in range(0, steps + 1, batch_size)])
+        out = torch.cat(
+            [model(deleted[s : s + batch_size]).softmax(-1)[:, targets[i]] for s in range(0, steps + 1, batch_size)]
+        )
         probs[i] = out.numpy()
     return fractions, probs
 

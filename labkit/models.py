@@ -13,6 +13,7 @@ Offline models (weights ship inside pip packages, Apache-2.0):
 Online-only models (torchvision downloads the weights on first use):
 ``squeezenet1_1``, ``resnet18``, ``vgg16``, ``alexnet``, ``densenet121``, ``googlenet``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -125,8 +126,7 @@ class ImageClassifier(nn.Module):
             convolutional feature map, after its activation).
     """
 
-    def __init__(self, net: nn.Module, mean, std, *, name: str, num_classes: int,
-                 input_size: int, cam_layer: str):
+    def __init__(self, net: nn.Module, mean, std, *, name: str, num_classes: int, input_size: int, cam_layer: str):
         super().__init__()
         self.net = net
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
@@ -160,8 +160,13 @@ def freeze(model: nn.Module) -> nn.Module:
 # ~200 MB of a kernel's memory that the offline labs don't need.
 # --------------------------------------------------------------------------
 _LITE_STAGES = [  # (block, repeats, kernel, stride, expansion, out channels)
-    ("ds", 1, 3, 1, 1, 16), ("ir", 2, 3, 2, 6, 24), ("ir", 2, 5, 2, 6, 40), ("ir", 3, 3, 2, 6, 80),
-    ("ir", 3, 5, 1, 6, 112), ("ir", 4, 5, 2, 6, 192), ("ir", 1, 3, 1, 6, 320),
+    ("ds", 1, 3, 1, 1, 16),
+    ("ir", 2, 3, 2, 6, 24),
+    ("ir", 2, 5, 2, 6, 40),
+    ("ir", 3, 3, 2, 6, 80),
+    ("ir", 3, 5, 1, 6, 112),
+    ("ir", 4, 5, 2, 6, 192),
+    ("ir", 1, 3, 1, 6, 320),
 ]
 _LITE_SCALE = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), "efficientnet_lite2": (1.1, 1.2)}
 
@@ -269,8 +274,11 @@ class EfficientNetLite(nn.Module):
             blocks = []
             for j in range(n):
                 s = stride if j == 0 else 1
-                blocks.append(DepthwiseSeparableConv(cin, cout, k, s) if kind == "ds"
-                              else InvertedResidual(cin, cout, k, s, expansion))
+                blocks.append(
+                    DepthwiseSeparableConv(cin, cout, k, s)
+                    if kind == "ds"
+                    else InvertedResidual(cin, cout, k, s, expansion)
+                )
                 cin = cout
             stages.append(nn.Sequential(*blocks))
         self.blocks = nn.Sequential(*stages)
@@ -302,13 +310,16 @@ def _efficientnet_lite(name: str) -> ImageClassifier:
     mapped = {}
     for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise RuntimeError(f"{name}: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(expected.shape)}")
+            raise RuntimeError(
+                f"{name}: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(expected.shape)}"
+            )
         mapped[dst_key] = tensor
     net.load_state_dict(mapped, assign=True)  # the checkpoint's tensors become the weights: no second copy
     del source, mapped
     size = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}[name]
-    return ImageClassifier(net, _TF_LITE_MEAN, _TF_LITE_STD, name=name, num_classes=1000,
-                           input_size=size, cam_layer="net.bn2")
+    return ImageClassifier(
+        net, _TF_LITE_MEAN, _TF_LITE_STD, name=name, num_classes=1000, input_size=size, cam_layer="net.bn2"
+    )
 
 
 _TV_CAM_LAYERS = {
@@ -325,16 +336,19 @@ def _torchvision(name: str) -> ImageClassifier:
     import torchvision
 
     weights = getattr(torchvision.models, TORCHVISION_MODELS[name]).DEFAULT
-    need = (f"{name} downloads its weights from the internet on first use, and the network is not "
-            f"available. Offline models: {', '.join(OFFLINE_MODELS)}.")
+    need = (
+        f"{name} downloads its weights from the internet on first use, and the network is not "
+        f"available. Offline models: {', '.join(OFFLINE_MODELS)}."
+    )
     if offline():
         raise NetworkRequired(need + " (LABKIT_OFFLINE is set)")
     try:
         net = getattr(torchvision.models, name)(weights=weights)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; torch.hub wraps some in RuntimeError
         raise NetworkRequired(f"{need} ({type(exc).__name__}: {exc})") from exc
-    return ImageClassifier(net, _IMAGENET_MEAN, _IMAGENET_STD, name=name, num_classes=1000,
-                           input_size=224, cam_layer=_TV_CAM_LAYERS[name])
+    return ImageClassifier(
+        net, _IMAGENET_MEAN, _IMAGENET_STD, name=name, num_classes=1000, input_size=224, cam_layer=_TV_CAM_LAYERS[name]
+    )
 
 
 def available_models() -> list[str]:
@@ -453,11 +467,15 @@ def small_cnn(num_classes: int = 10, width: int = 32, seed: int | None = None) -
         torch.manual_seed(seed)
     w = width
     net = nn.Sequential(
-        nn.Conv2d(3, w, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(3, w, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(w, 2 * w, 3, padding=1),
+        nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(2 * w, num_classes),
     )
     return SmallImageNet(net, (0.5,) * 3, (0.5,) * 3, name="small_cnn", num_classes=num_classes)
@@ -500,11 +518,16 @@ def resnet9(num_classes: int = 10, width: int = 64, seed: int | None = None) -> 
     w = width
     net = nn.Sequential(
         _conv_bn(3, w),
-        _conv_bn(w, 2 * w, pool=True), _Residual(nn.Sequential(_conv_bn(2 * w, 2 * w), _conv_bn(2 * w, 2 * w))),
+        _conv_bn(w, 2 * w, pool=True),
+        _Residual(nn.Sequential(_conv_bn(2 * w, 2 * w), _conv_bn(2 * w, 2 * w))),
         _conv_bn(2 * w, 4 * w, pool=True),
-        _conv_bn(4 * w, 8 * w, pool=True), _Residual(nn.Sequential(_conv_bn(8 * w, 8 * w), _conv_bn(8 * w, 8 * w))),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(),
-        nn.Linear(8 * w, num_classes, bias=False), _Scale(0.125),
+        _conv_bn(4 * w, 8 * w, pool=True),
+        _Residual(nn.Sequential(_conv_bn(8 * w, 8 * w), _conv_bn(8 * w, 8 * w))),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8 * w, num_classes, bias=False),
+        _Scale(0.125),
     )
-    return SmallImageNet(net, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), name="resnet9",
-                         num_classes=num_classes)
+    return SmallImageNet(
+        net, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), name="resnet9", num_classes=num_classes
+    )

@@ -19,6 +19,7 @@ Exercises (fill in the bodies):
   prediction (Nguyen et al. 2015).
 * :func:`confidence_auroc`: the AUROC of confidence between photos and noise.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -52,8 +53,9 @@ def _check_probe_frame(df, name: str = "df") -> pd.DataFrame:
         raise TypeError(f"{name} must be the pandas.DataFrame returned by probe(); got {type(df).__name__}")
     missing = [c for c in ("model", "class_index", "class_name", "confidence") if c not in df.columns]
     if missing:
-        raise ValueError(f"{name} must have the columns of probe() {list(PROBE_COLUMNS)}; "
-                         f"missing {missing}, got {list(df.columns)}")
+        raise ValueError(
+            f"{name} must have the columns of probe() {list(PROBE_COLUMNS)}; missing {missing}, got {list(df.columns)}"
+        )
     if len(df) == 0:
         raise ValueError(f"{name} is empty: probe at least one image")
     return df
@@ -118,8 +120,10 @@ def probe(models, images, batch_size=64) -> pd.DataFrame:
         ValueError: ``models`` is empty; ``images`` is not (N,3,H,W) in [0,1].
     """
     if not isinstance(models, dict):
-        raise TypeError(f"models must be a dict {{name: model}}; got {type(models).__name__}"
-                        + (" (wrap a single model as {'name': model})" if isinstance(models, nn.Module) else ""))
+        raise TypeError(
+            f"models must be a dict {{name: model}}; got {type(models).__name__}"
+            + (" (wrap a single model as {'name': model})" if isinstance(models, nn.Module) else "")
+        )
     if not models:
         raise ValueError("models is an empty dict; give at least one {name: model}")
     for name, model in models.items():
@@ -205,7 +209,9 @@ def _scores(values, name: str) -> np.ndarray:
     elif isinstance(values, pd.Series):
         values = values.to_numpy()
     elif not isinstance(values, (np.ndarray, list, tuple)):
-        raise TypeError(f"{name} must be a 1-D tensor, array, Series or list of confidences; got {type(values).__name__}")
+        raise TypeError(
+            f"{name} must be a 1-D tensor, array, Series or list of confidences; got {type(values).__name__}"
+        )
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):

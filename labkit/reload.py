@@ -17,6 +17,7 @@ function's closure changes. This works with any IPython >= 7 and Python >= 3.10.
 A file that doesn't import (a syntax error while you type) is reported once, and the last version
 that worked stays in use until the file is fixed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -97,9 +98,11 @@ def reload_changed(namespace: dict | None = None, verbose: bool = True) -> list[
             vars(module).update(old)  # a failed reload may have run half the file: restore the last good one
             if verbose:
                 where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
-                print(f"labkit: could not reload {os.path.relpath(path)}{where}: {type(exc).__name__}: {exc}\n"
-                      f"        the last version that worked stays in use until the file is fixed.",
-                      file=sys.stderr)
+                print(
+                    f"labkit: could not reload {os.path.relpath(path)}{where}: {type(exc).__name__}: {exc}\n"
+                    f"        the last version that worked stays in use until the file is fixed.",
+                    file=sys.stderr,
+                )
             continue
         _stamps[name] = stamp
         _failed.pop(name, None)
@@ -116,8 +119,7 @@ def reload_changed(namespace: dict | None = None, verbose: bool = True) -> list[
 
 def _rebind(namespace: dict, old: dict, new: dict) -> None:
     """Point the names ``namespace`` imported from a module (``from m import f [as g]``) at its new objects."""
-    by_id = {id(obj): attr for attr, obj in old.items()
-             if isinstance(obj, (types.FunctionType, type)) and attr in new}
+    by_id = {id(obj): attr for attr, obj in old.items() if isinstance(obj, (types.FunctionType, type)) and attr in new}
     for key, value in list(namespace.items()):
         if key.startswith("_"):
             continue

@@ -25,6 +25,7 @@ your ``train_classifier``, ``evaluate`` and ``make_adversarial_dataset``.
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models normalize
 inside and return logits.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -38,9 +39,18 @@ from labkit import data, validate
 from labkit.experiments import MODES, lab2_pgd
 
 
-def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, steps: int,
-                             step_size: float, mode: str = "det", num_classes: int = 10, seed: int = 0,
-                             batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def make_adversarial_dataset(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels,
+    eps: float,
+    steps: int,
+    step_size: float,
+    mode: str = "det",
+    num_classes: int = 10,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Relabel a dataset with adversarial targets: Ilyas et al.'s D_det or D_rand.
 
     Each image gets a target class ``t != y``:
@@ -98,8 +108,16 @@ def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, label
     )
 
 
-def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epochs: int, lr: float,
-                     batch_size: int = 128, seed: int = 0, augment: bool = False) -> torch.nn.Module:
+def train_classifier(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels,
+    epochs: int,
+    lr: float,
+    batch_size: int = 128,
+    seed: int = 0,
+    augment: bool = False,
+) -> torch.nn.Module:
     """Train ``model`` (in place) with a plain loop; return it in eval mode.
 
     The recipe: cross-entropy loss; SGD with Nesterov momentum 0.9 and weight
@@ -134,11 +152,13 @@ def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epoch
     lr = validate.positive(lr, "lr")
     batch_size = validate.positive_int(batch_size, "batch_size")
     seed = validate.integer(seed, "seed")
-    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))),
-                              name="labels")
+    labels = validate.targets(
+        labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))), name="labels"
+    )
     if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("model has no trainable parameters (it is frozen); train a fresh one, "
-                         "e.g. labkit.models.small_cnn()")
+        raise ValueError(
+            "model has no trainable parameters (it is frozen); train a fresh one, e.g. labkit.models.small_cnn()"
+        )
     # YOUR CODE HERE
     raise NotImplementedError(
         "train_classifier() is not implemented yet: "
@@ -155,8 +175,9 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels, batch_size: i
     model = validate.module(model)
     images = validate.images(images)
     batch_size = validate.positive_int(batch_size, "batch_size")
-    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))),
-                              name="labels")
+    labels = validate.targets(
+        labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))), name="labels"
+    )
     # YOUR CODE HERE
     raise NotImplementedError(
         "evaluate() is not implemented yet: "

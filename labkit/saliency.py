@@ -11,6 +11,7 @@ LongTensor (N,). Models may have frozen parameters: ask for gradients on the
 input, never on the weights. All functions are batched: no Python loop over
 pixels.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ def gradient_saliency(model: nn.Module, images: torch.Tensor, targets) -> torch.
     )
 
 
-def smoothgrad(model: nn.Module, images: torch.Tensor, targets, n_samples: int = 25,
-               noise_level: float = 0.15, seed: int = 0) -> torch.Tensor:
+def smoothgrad(
+    model: nn.Module, images: torch.Tensor, targets, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0
+) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): gradient saliency averaged over noisy copies.
 
     For each image, draw ``n_samples`` Gaussian noise tensors with standard
@@ -115,8 +117,9 @@ def ig_quadrature(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ((edges[:-1] + edges[1:]) / 2).float(), edges.diff().float()
 
 
-def integrated_gradients(model: nn.Module, images: torch.Tensor, targets, baseline=None,
-                         steps: int = 50, batch_size: int = 16) -> torch.Tensor:
+def integrated_gradients(
+    model: nn.Module, images: torch.Tensor, targets, baseline=None, steps: int = 50, batch_size: int = 16
+) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017).
 
         IG(x) = (x - b) * integral_0^1 grad logit_target(b + alpha (x - b)) d alpha
@@ -150,8 +153,15 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, targets, baseli
     )
 
 
-def occlusion(model: nn.Module, images: torch.Tensor, targets, window: int = 16, stride: int = 8,
-              baseline: float = 0.0, batch_size: int = 64) -> torch.Tensor:
+def occlusion(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets,
+    window: int = 16,
+    stride: int = 8,
+    baseline: float = 0.0,
+    batch_size: int = 64,
+) -> torch.Tensor:
     """Occlusion, a.k.a. leave-one-out (Zeiler & Fergus 2014).
 
     Slide a ``window`` x ``window`` patch (all channels) over the image with
@@ -248,6 +258,7 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, targets) -> torch.Te
         (N,3,H,W) signed.
     """
     images, targets = _prepare(model, images, targets)
+
     # YOUR CODE HERE
     raise NotImplementedError(
         "guided_backprop() is not implemented yet: "

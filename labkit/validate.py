@@ -3,6 +3,7 @@
 The course convention: images are float tensors of shape (N, 3, H, W) with
 values in [0, 1]; targets are an int or a LongTensor of shape (N,).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -43,7 +44,9 @@ def images(x, name: str = "images", channels: int | None = 3, check_range: bool 
         raise ValueError(f"{name} must have shape (N,3,H,W); got {_describe(x)}{extra}")
     if channels is not None and x.shape[1] != channels:
         extra = " (channels-last? use x.permute(0,3,1,2))" if x.shape[-1] == channels else ""
-        raise ValueError(f"{name} must have {channels} channels in dim 1, shape (N,{channels},H,W); got {_describe(x)}{extra}")
+        raise ValueError(
+            f"{name} must have {channels} channels in dim 1, shape (N,{channels},H,W); got {_describe(x)}{extra}"
+        )
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch: {_describe(x)}")
     if check_range and x.numel():

@@ -3,6 +3,7 @@
 Every function takes tensors in the course convention ((N,3,H,W) images in
 [0,1], (N,H,W) or (N,3,H,W) maps) and returns the matplotlib Figure.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,14 @@ def _grid(n: int, ncols: int | None, size: float):
     return fig, axes
 
 
-def show_images(images: torch.Tensor, titles=None, model=None, ncols: int | None = None,
-                size: float = 2.6, suptitle: str | None = None):
+def show_images(
+    images: torch.Tensor,
+    titles=None,
+    model=None,
+    ncols: int | None = None,
+    size: float = 2.6,
+    suptitle: str | None = None,
+):
     """A grid of images. With ``model``, each title gives the predicted class and its confidence.
 
     Args:
@@ -80,8 +87,14 @@ def show_images(images: torch.Tensor, titles=None, model=None, ncols: int | None
     return fig
 
 
-def show_maps(images: torch.Tensor, maps: dict, row_titles=None, mode: str = "overlay",
-              size: float = 2.3, suptitle: str | None = None):
+def show_maps(
+    images: torch.Tensor,
+    maps: dict,
+    row_titles=None,
+    mode: str = "overlay",
+    size: float = 2.3,
+    suptitle: str | None = None,
+):
     """Side-by-side method panel: one row per image, the photo then one column per method.
 
     Args:
@@ -122,8 +135,17 @@ def amplify(perturbation: torch.Tensor) -> torch.Tensor:
     return (0.5 + 0.5 * perturbation.detach() / scale).clamp(0, 1)
 
 
-def plot_curves(x, curves: dict, xlabel: str, ylabel: str, title: str | None = None, ax=None,
-                logx: bool = False, logy: bool = False, **kwargs):
+def plot_curves(
+    x,
+    curves: dict,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    ax=None,
+    logx: bool = False,
+    logy: bool = False,
+    **kwargs,
+):
     """Line plot of several named curves sharing ``x`` (markers, grid, legend).
 
     With ``logx`` the ticks are the x values themselves, written plainly (4, 8, 16, ...).

@@ -1,18 +1,19 @@
 """The ``labkit-course`` command (also installed as ``labkit``): the instructor's and maintainer's tools.
 
-    labkit-course sync [--check]     regenerate student files from solutions/ (--check: fail if stale)
-    labkit-course run [--labs 1,3] [--quick] [--out build/run]
-                                     execute the solved notebooks headless, offline; report time and memory
-    labkit-course course build DIR [--labs 1,3] [--no-generate] [--cell-timeout S]
-                                     write an nbgrader course (source/, nbgrader_config.py, release/, gradebook.db)
-    labkit-course grade COURSE LAB [--workers N] [--students a,b] [--sandbox require|fallback]
-                 [--cell-timeout S] [--timeout S] [--memory-mb M] [--no-feedback] [--csv FILE]
-                                     autograde every submission of a lab: sandboxed, judged, summarized
-    labkit-course gradescope build LAB [--out autograder.zip]
-                                     Gradescope's autograder.zip for a lab (the same judge)
-    labkit-course gradescope run [--root /autograder]
-                                     what the zip's run_autograder runs on Gradescope
+labkit-course sync [--check]     regenerate student files from solutions/ (--check: fail if stale)
+labkit-course run [--labs 1,3] [--quick] [--out build/run]
+                                 execute the solved notebooks headless, offline; report time and memory
+labkit-course course build DIR [--labs 1,3] [--no-generate] [--cell-timeout S]
+                                 write an nbgrader course (source/, nbgrader_config.py, release/, gradebook.db)
+labkit-course grade COURSE LAB [--workers N] [--students a,b] [--sandbox require|fallback]
+             [--cell-timeout S] [--timeout S] [--memory-mb M] [--no-feedback] [--csv FILE]
+                                 autograde every submission of a lab: sandboxed, judged, summarized
+labkit-course gradescope build LAB [--out autograder.zip]
+                                 Gradescope's autograder.zip for a lab (the same judge)
+labkit-course gradescope run [--root /autograder]
+                                 what the zip's run_autograder runs on Gradescope
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,10 @@ def cmd_run(args) -> int:
             nbformat.write(result.notebook, out / f"{lab.notebook}.ipynb")
             status = "FAILED" if result.error else "ok"
             failed += bool(result.error)
-            print(f"lab {lab.number}: {status} in {result.seconds:.0f} s, peak kernel memory "
-                  f"{result.peak_rss_mb:.0f} MB -> {out / (lab.notebook + '.ipynb')}")
+            print(
+                f"lab {lab.number}: {status} in {result.seconds:.0f} s, peak kernel memory "
+                f"{result.peak_rss_mb:.0f} MB -> {out / (lab.notebook + '.ipynb')}"
+            )
             if result.error:
                 print(str(result.error)[-2000:], file=sys.stderr)
     return 1 if failed else 0
@@ -90,10 +93,14 @@ def cmd_course(args) -> int:
     print(f"course written to {course}")
     for lab in labs:
         aid = assignment_id(lab)
-        print(f"  {aid}: {lab.title} -> source/{aid}/ ({lab.notebook}.ipynb + labkit/, student module "
-              f"labkit/{lab.module}.py)" + ("" if args.no_generate else f", release/{aid}/"))
-    print("next: `cd` there and use nbgrader (release_assignment / collect or zip_collect), "
-          "then `labkit grade` (see docs/instructors.md)")
+        print(
+            f"  {aid}: {lab.title} -> source/{aid}/ ({lab.notebook}.ipynb + labkit/, student module "
+            f"labkit/{lab.module}.py)" + ("" if args.no_generate else f", release/{aid}/")
+        )
+    print(
+        "next: `cd` there and use nbgrader (release_assignment / collect or zip_collect), "
+        "then `labkit grade` (see docs/instructors.md)"
+    )
     return 0
 
 
@@ -107,8 +114,15 @@ def cmd_grade(args) -> int:
     students = [s for s in args.students.split(",") if s] if args.students else None
     lab = int(args.lab) if args.lab.isdigit() else args.lab.removeprefix("lab")
     try:
-        table = grade(Path(args.course), lab, workers=args.workers, students=students, limits=limits,
-                      feedback=not args.no_feedback, sandbox_mode=args.sandbox)
+        table = grade(
+            Path(args.course),
+            lab,
+            workers=args.workers,
+            students=students,
+            limits=limits,
+            feedback=not args.no_feedback,
+            sandbox_mode=args.sandbox,
+        )
     except SandboxUnavailable as exc:
         raise SystemExit(f"error: {exc}") from None
     if table.empty:
@@ -146,7 +160,9 @@ def cmd_gradescope(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labkit-course", description="Instructor and maintainer tools of the labkit course.")
+    parser = argparse.ArgumentParser(
+        prog="labkit-course", description="Instructor and maintainer tools of the labkit course."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sync", help="regenerate student files from solutions/")
@@ -168,8 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("dir", help="the course directory (created if missing; rebuilding keeps the gradebook)")
     b.add_argument("--labs", help="comma-separated lab numbers (default: all available)")
     b.add_argument("--no-generate", action="store_true", help="don't run nbgrader generate_assignment")
-    b.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT,
-                   help=f"per-cell timeout written to nbgrader_config.py (default {DEFAULT_CELL_TIMEOUT} s)")
+    b.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=DEFAULT_CELL_TIMEOUT,
+        help=f"per-cell timeout written to nbgrader_config.py (default {DEFAULT_CELL_TIMEOUT} s)",
+    )
     b.set_defaults(func=cmd_course)
 
     p = sub.add_parser("grade", help="autograde every submission of a lab (sandboxed, in parallel)")
@@ -182,9 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory limit per submission")
     p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     p.add_argument("--csv", help="also write the summary table to this CSV file")
-    p.add_argument("--sandbox", choices=MODES, default="require",
-                   help="require (default): refuse to grade without bubblewrap; fallback: grade with resource "
-                        "limits only, and say so in every report")
+    p.add_argument(
+        "--sandbox",
+        choices=MODES,
+        default="require",
+        help="require (default): refuse to grade without bubblewrap; fallback: grade with resource "
+        "limits only, and say so in every report",
+    )
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("gradescope", help="Gradescope: build the autograder zip, or run it")
@@ -192,8 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = gsub.add_parser("build", help="write autograder.zip for a lab")
     b.add_argument("lab", help="lab number")
     b.add_argument("--out", default="autograder.zip", help="where to write the zip (default autograder.zip)")
-    b.add_argument("--sandbox", choices=MODES, default="require",
-                   help="require (default): no bubblewrap, no grade; fallback: grade with limits only, and say so")
+    b.add_argument(
+        "--sandbox",
+        choices=MODES,
+        default="require",
+        help="require (default): no bubblewrap, no grade; fallback: grade with limits only, and say so",
+    )
     b.set_defaults(func=cmd_gradescope)
     r = gsub.add_parser("run", help="judge /autograder/submission and write results/results.json")
     r.add_argument("--root", default="/autograder", help="the autograder tree (default /autograder)")

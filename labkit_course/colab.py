@@ -13,6 +13,7 @@ A fork changes that line and runs ``labkit-course sync``, which rewrites
 
 ``labkit-course sync --check`` (and the test suite) fails when any of them disagrees.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,9 +58,7 @@ def owner_name(url: str) -> str:
 
 def pip_keep_constraints() -> str:
     """Python source of an expression: pip constraints that pin KEEP to their installed versions."""
-    return (
-        "[f\"{p}=={version(p).split('+')[0]}\" for p in " + repr(KEEP) + "]"
-    )
+    return "[f\"{p}=={version(p).split('+')[0]}\" for p in " + repr(KEEP) + "]"
 
 
 def colab_cell(url: str, lab: Lab) -> str:
@@ -83,20 +82,26 @@ if "google.colab" in sys.modules:
 
 
 def colab_badge(url: str, lab: Lab) -> str:
-    return (f"[![Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{owner_name(url)}/blob/{BRANCH}/notebooks/{lab.notebook}.ipynb)")
+    return (
+        f"[![Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{owner_name(url)}/blob/{BRANCH}/notebooks/{lab.notebook}.ipynb)"
+    )
 
 
 def binder_badge(url: str) -> str:
-    return (f"[![Binder](https://mybinder.org/badge_logo.svg)]"
-            f"(https://mybinder.org/v2/gh/{owner_name(url)}/{BRANCH}?urlpath=lab/tree/notebooks)")
+    return (
+        f"[![Binder](https://mybinder.org/badge_logo.svg)]"
+        f"(https://mybinder.org/v2/gh/{owner_name(url)}/{BRANCH}?urlpath=lab/tree/notebooks)"
+    )
 
 
 _COLAB_BADGE = re.compile(
     r"\[!\[Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]"
-    r"\(https://colab\.research\.google\.com/github/[^)\s]*?/notebooks/(?P<nb>[\w-]+)\.ipynb\)")
+    r"\(https://colab\.research\.google\.com/github/[^)\s]*?/notebooks/(?P<nb>[\w-]+)\.ipynb\)"
+)
 _BINDER_BADGE = re.compile(
-    r"\[!\[Binder\]\(https://mybinder\.org/badge_logo\.svg\)\]\(https://mybinder\.org/v2/gh/[^)\s]*\)")
+    r"\[!\[Binder\]\(https://mybinder\.org/badge_logo\.svg\)\]\(https://mybinder\.org/v2/gh/[^)\s]*\)"
+)
 
 
 def readme_with_badges(text: str, url: str, labs: list[Lab]) -> str:

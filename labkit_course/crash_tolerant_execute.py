@@ -10,6 +10,7 @@ the sandbox, where the rest of ``labkit_course`` is not available. Configure it 
 ``c.Autograde.autograde_preprocessors = ["crash_tolerant_execute.CrashTolerantExecute", ...]``; its
 traits are ``Execute``'s (``timeout``, ``startup_timeout``, ``iopub_timeout``...).
 """
+
 import copy
 
 from jupyter_core.utils import run_sync
@@ -27,10 +28,14 @@ class CrashTolerantExecute(Execute):
             return super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self.log.warning("the kernel died in cell %d: restarting it", index)
-            cell.outputs.append(new_output(
-                "error", ename="KernelDied",
-                evalue="the kernel died while running this cell (a crash, os._exit, or out of memory)",
-                traceback=["KernelDied: the kernel died while running this cell"]))
+            cell.outputs.append(
+                new_output(
+                    "error",
+                    ename="KernelDied",
+                    evalue="the kernel died while running this cell (a crash, os._exit, or out of memory)",
+                    traceback=["KernelDied: the kernel died while running this cell"],
+                )
+            )
             run_sync(self.km.restart_kernel)(now=True)
             run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
             for j, earlier in enumerate(self.nb.cells[:index]):

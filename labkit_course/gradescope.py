@@ -16,6 +16,7 @@ sandbox (required: no bubblewrap, no grade), and writes ``results/results.json``
 exercise, from this trusted process only. Paths hang off ``root`` so a fake ``/autograder`` tree in
 a temporary folder runs the same code (the tests do).
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,9 @@ def exercise_points(lab: Lab, repo: Path) -> dict[str, float]:
     return points
 
 
-def build_zip(lab: Lab | int, out: Path, *, repo: Path | None = None, secret: str | None = None,
-              sandbox_mode: str = "require") -> Path:
+def build_zip(
+    lab: Lab | int, out: Path, *, repo: Path | None = None, secret: str | None = None, sandbox_mode: str = "require"
+) -> Path:
     """Write Gradescope's ``autograder.zip`` for ``lab`` to ``out``; see the module doc.
 
     ``sandbox_mode="fallback"`` makes a zip that grades even where bubblewrap cannot run (a
@@ -99,8 +101,9 @@ def build_zip(lab: Lab | int, out: Path, *, repo: Path | None = None, secret: st
         (lab_dir / "hidden").mkdir()
         shutil.copy(repo / "labkit_course" / "hidden" / f"{lab.module}.py", lab_dir / "hidden")
         (lab_dir / "secret").write_text(secret or secrets.token_hex(16))
-        (lab_dir / "lab.json").write_text(json.dumps({"lab": lab.__dict__, "points": exercise_points(lab, repo)},
-                                                     indent=1))
+        (lab_dir / "lab.json").write_text(
+            json.dumps({"lab": lab.__dict__, "points": exercise_points(lab, repo)}, indent=1)
+        )
         for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER.format(sandbox=sandbox_mode))):
             (tree / name).write_text(text)
             os.chmod(tree / name, 0o755)
@@ -145,30 +148,49 @@ def run_autograder(root: Path = Path("/autograder"), *, sandbox_mode: str = "req
     student_file = _find_module(root / "submission", lab.module)
     tests, output = [], ""
     if student_file is None:
-        output = (f"No {lab.module}.py was found in your submission: upload labkit/{lab.module}.py, the file "
-                  "you filled in.")
+        output = (
+            f"No {lab.module}.py was found in your submission: upload labkit/{lab.module}.py, the file you filled in."
+        )
         student_file = lab_dir / "labkit" / f"{lab.module}.py"
     try:
-        judgement = judge(lab.module, student_file,
-                          student_seed((lab_dir / "secret").read_text().strip(), f"lab{lab.number}", _student_id(root)),
-                          labkit_dir=lab_dir / "labkit", hidden_dir=lab_dir / "hidden",
-                          reference_dir=lab_dir / "reference", limits=Limits(wall_timeout=600, memory_mb=3072),
-                          sandbox_mode=sandbox_mode)
+        judgement = judge(
+            lab.module,
+            student_file,
+            student_seed((lab_dir / "secret").read_text().strip(), f"lab{lab.number}", _student_id(root)),
+            labkit_dir=lab_dir / "labkit",
+            hidden_dir=lab_dir / "hidden",
+            reference_dir=lab_dir / "reference",
+            limits=Limits(wall_timeout=600, memory_mb=3072),
+            sandbox_mode=sandbox_mode,
+        )
         for name, verdict in judgement.verdicts.items():
             weight = float(points.get(name, 1.0))
-            tests.append({"name": name, "number": name, "score": weight if verdict.passed else 0.0,
-                          "max_score": weight, "status": "passed" if verdict.passed else "failed",
-                          "output": verdict.message, "visibility": "visible"})
+            tests.append(
+                {
+                    "name": name,
+                    "number": name,
+                    "score": weight if verdict.passed else 0.0,
+                    "max_score": weight,
+                    "status": "passed" if verdict.passed else "failed",
+                    "output": verdict.message,
+                    "visibility": "visible",
+                }
+            )
         if judgement.flags:
-            output += ("\nYour module was flagged for review by an instructor: " + "; ".join(judgement.flags[:5]))
+            output += "\nYour module was flagged for review by an instructor: " + "; ".join(judgement.flags[:5])
             for t in tests:
                 t["score"] = 0.0
         if not judgement.sandboxed:
             output += "\n" + "; ".join(judgement.notes)
     except SandboxUnavailable as exc:
         output = f"The autograder is misconfigured ({exc}); nothing was graded. Please tell your instructor."
-    results = {"score": round(sum(t["score"] for t in tests), 4), "visibility": "visible",
-               "stdout_visibility": "hidden", "output": output.strip(), "tests": tests}
+    results = {
+        "score": round(sum(t["score"] for t in tests), 4),
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "output": output.strip(),
+        "tests": tests,
+    }
     tmp = results_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
     os.replace(tmp, results_path)

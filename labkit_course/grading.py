@@ -27,6 +27,7 @@ Steps of :func:`grade` (one lab, every submission in ``submitted/*/labN``):
 Hidden seeds are derived from the course secret, the lab and the student: fixed per student (a
 regrade gives the same grade), unknown to students.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,8 +47,15 @@ from pathlib import Path
 
 from labkit.labs import Lab
 from labkit_course import sandbox
-from labkit_course.build import (COURSE_ID, META_DIR, course_info, ensure_bin_on_path, lab_in_course, nbgrader,
-                                 nbgrader_config)
+from labkit_course.build import (
+    COURSE_ID,
+    META_DIR,
+    course_info,
+    ensure_bin_on_path,
+    lab_in_course,
+    nbgrader,
+    nbgrader_config,
+)
 from labkit_course.sandbox import Limits
 
 KEEP_BACKUPS = 5
@@ -55,7 +63,7 @@ AUDIT_LOG = "LABKIT_AUDIT_LOG"
 
 # Installed in the notebook sandbox (sitecustomize): records what the kernel opens. The sandbox
 # already hides the course; this turns an attempt into evidence.
-AUDIT_SITECUSTOMIZE = '''\
+AUDIT_SITECUSTOMIZE = """\
 import os, sys
 _log = os.environ.get("LABKIT_AUDIT_LOG")
 if _log and os.environ.get("NBGRADER_EXECUTION") == "autograde":
@@ -71,7 +79,7 @@ if _log and os.environ.get("NBGRADER_EXECUTION") == "autograde":
         elif event in ("subprocess.Popen", "os.system", "os.posix_spawn", "os.exec"):
             _w(_fd, ("PROC %s %r" % (event, args[:2]))[:300].encode() + b"\\n")
     sys.addaudithook(_hook)
-'''
+"""
 
 
 @dataclass
@@ -137,17 +145,26 @@ def _prepare_notebook_box(course: Path, aid: str, lab: Lab, student: str, box: P
     (root / "source").mkdir(parents=True)
     info = course_info(course)
     exclude = {aid: [f"labkit/{lab.module}.py"]}
-    (root / "nbgrader_config.py").write_text(nbgrader_config(
-        info.get("course_id", COURSE_ID), exclude, info.get("cell_timeout", 300),
-        execute="crash_tolerant_execute.CrashTolerantExecute"))
+    (root / "nbgrader_config.py").write_text(
+        nbgrader_config(
+            info.get("course_id", COURSE_ID),
+            exclude,
+            info.get("cell_timeout", 300),
+            execute="crash_tolerant_execute.CrashTolerantExecute",
+        )
+    )
     shutil.copy(Path(__file__).with_name("crash_tolerant_execute.py"), root / "crash_tolerant_execute.py")
     # the released notebook stands in for the solved one: nbgrader reads cells from the gradebook
     released = course / "release" / aid
     shutil.copytree(released if released.exists() else course / "source" / aid, root / "source" / aid)
     _scrubbed_gradebook(course, root / "gradebook.db", student)
     sub_root = root / "submitted" / student / aid
-    shutil.copytree(course / "submitted" / student / aid, sub_root, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        course / "submitted" / student / aid,
+        sub_root,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     module_rel = Path("labkit") / f"{lab.module}.py"
     if not (sub_root / module_rel).is_file():
         outcome.notes.append(f"the submission has no {module_rel}: the untouched stub was graded")
@@ -158,15 +175,18 @@ def _prepare_notebook_box(course: Path, aid: str, lab: Lab, student: str, box: P
     allowed = {p.relative_to(root / "source" / aid) for p in (root / "source" / aid).rglob("*") if p.is_file()}
     for path in sorted(sub_root.rglob("*"), reverse=True):
         rel = path.relative_to(sub_root)
-        if path.is_symlink() or (path.is_file() and rel not in allowed and rel.name != "timestamp.txt"
-                                 and not (rel.suffix == ".ipynb" and len(rel.parts) == 1)):
+        if path.is_symlink() or (
+            path.is_file()
+            and rel not in allowed
+            and rel.name != "timestamp.txt"
+            and not (rel.suffix == ".ipynb" and len(rel.parts) == 1)
+        ):
             path.unlink()
             outcome.notes.append(f"extra file {rel} in the submission was ignored")
     return root
 
 
-def grade_one(course: Path, aid: str, lab: Lab, student: str, limits: Limits, sandbox_mode: str,
-              box: Path) -> Outcome:
+def grade_one(course: Path, aid: str, lab: Lab, student: str, limits: Limits, sandbox_mode: str, box: Path) -> Outcome:
     """Execute the notebook and judge the module of one submission, both sandboxed, in ``box``.
 
     Touches nothing in ``course``. Never raises: a harness failure is an outcome with status "failed"."""
@@ -184,30 +204,59 @@ def grade_one(course: Path, aid: str, lab: Lab, student: str, limits: Limits, sa
         (work / "home").mkdir()
         env = {
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-            "HOME": str(work / "home"), "JUPYTER_RUNTIME_DIR": str(work / "home" / "runtime"),
-            "IPYTHONDIR": str(work / "home" / "ipython"), "PYTHONPATH": str(work / "site"),
+            "HOME": str(work / "home"),
+            "JUPYTER_RUNTIME_DIR": str(work / "home" / "runtime"),
+            "IPYTHONDIR": str(work / "home" / "ipython"),
+            "PYTHONPATH": str(work / "site"),
             AUDIT_LOG: str(work / "audit.log"),
-            "LABKIT_OFFLINE": "1", "MPLBACKEND": "agg", "TQDM_MININTERVAL": "5",
-            "PYTHONWARNINGS": "ignore::DeprecationWarning", **thread_env(limits.threads or os.cpu_count() or 1),
+            "LABKIT_OFFLINE": "1",
+            "MPLBACKEND": "agg",
+            "TQDM_MININTERVAL": "5",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            **thread_env(limits.threads or os.cpu_count() or 1),
         }
-        cmd = [sys.executable, "-m", "nbgrader", "autograde", aid, "--student", student, "--force",
-               f"--Execute.timeout={limits.cell_timeout}"]
-        run = sandbox.run(cmd, limits=limits, mounts=[sandbox.Mount(work, writable=True)], env=env, cwd=root,
-                          output=box / "nbgrader.log", sandbox=sandboxed, writable=[work])
+        cmd = [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "autograde",
+            aid,
+            "--student",
+            student,
+            "--force",
+            f"--Execute.timeout={limits.cell_timeout}",
+        ]
+        run = sandbox.run(
+            cmd,
+            limits=limits,
+            mounts=[sandbox.Mount(work, writable=True)],
+            env=env,
+            cwd=root,
+            output=box / "nbgrader.log",
+            sandbox=sandboxed,
+            writable=[work],
+        )
         outcome.notes += run.notes
         outcome.notebook_log = (box / "nbgrader.log").read_bytes()[-4000:].decode(errors="replace")
         if run.returncode and run.returncode < 0 and not run.killed:
-            outcome.notes.append(f"the notebook run was killed by signal {-run.returncode} "
-                                 f"(memory limit {limits.memory_mb} MB or CPU limit {limits.cpu} s?)")
+            outcome.notes.append(
+                f"the notebook run was killed by signal {-run.returncode} "
+                f"(memory limit {limits.memory_mb} MB or CPU limit {limits.cpu} s?)"
+            )
 
         secret = (course / META_DIR / "secret").read_text().strip()
         judge_start = time.perf_counter()
-        judgement = judge(lab.module, root / "submitted" / student / aid / "labkit" / f"{lab.module}.py",
-                          student_seed(secret, aid, student), labkit_dir=course / "source" / aid / "labkit",
-                          hidden_dir=course / META_DIR / "judge" / "hidden",
-                          reference_dir=course / META_DIR / "judge" / "reference",
-                          limits=replace(limits, wall_timeout=min(limits.wall_timeout, 900)),
-                          sandbox_mode=sandbox_mode, workdir=box)
+        judgement = judge(
+            lab.module,
+            root / "submitted" / student / aid / "labkit" / f"{lab.module}.py",
+            student_seed(secret, aid, student),
+            labkit_dir=course / "source" / aid / "labkit",
+            hidden_dir=course / META_DIR / "judge" / "hidden",
+            reference_dir=course / META_DIR / "judge" / "reference",
+            limits=replace(limits, wall_timeout=min(limits.wall_timeout, 900)),
+            sandbox_mode=sandbox_mode,
+            workdir=box,
+        )
         outcome.judge_seconds = time.perf_counter() - judge_start
         outcome.verdicts = judgement.verdicts
         outcome.notes += [n for n in judgement.notes if n not in outcome.notes]
@@ -231,8 +280,11 @@ def _test_cells(nb) -> dict[str, str]:
     """grade_id -> source of every autograded test cell."""
     from nbgrader.utils import is_grade, is_solution
 
-    return {c.metadata.nbgrader["grade_id"]: c.source for c in nb.cells
-            if c.cell_type == "code" and is_grade(c) and not is_solution(c)}
+    return {
+        c.metadata.nbgrader["grade_id"]: c.source
+        for c in nb.cells
+        if c.cell_type == "code" and is_grade(c) and not is_solution(c)
+    }
 
 
 def read_untrusted(path: Path, limit: int = 64 * 2**20) -> bytes:
@@ -248,8 +300,11 @@ def read_untrusted(path: Path, limit: int = 64 * 2**20) -> bytes:
 def copy_regular_files(src: Path, dest: Path) -> None:
     """Copy the regular files under ``src`` (links and special files are left behind)."""
     for path in sorted(src.rglob("*")):
-        if path.is_file() and not path.is_symlink() and not any(p.is_symlink() for p in path.parents
-                                                                 if src in p.parents):
+        if (
+            path.is_file()
+            and not path.is_symlink()
+            and not any(p.is_symlink() for p in path.parents if src in p.parents)
+        ):
             target = dest / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read_untrusted(path))
@@ -261,8 +316,9 @@ def _read_notebook(path: Path, outcome: Outcome, what: str):
     try:
         return nbformat.reads(read_untrusted(path).decode("utf-8"), as_version=4)
     except (FileNotFoundError, NotADirectoryError):
-        outcome.notes.append(f"the submission has no {path.name}" if what == "submitted" else
-                             "nbgrader could not execute the notebook")
+        outcome.notes.append(
+            f"the submission has no {path.name}" if what == "submitted" else "nbgrader could not execute the notebook"
+        )
     except Exception as exc:  # noqa: BLE001 -- malformed JSON, wrong schema...
         outcome.notes.append(f"{path.name} could not be read: {type(exc).__name__}: {str(exc)[:300]}")
     return None
@@ -306,8 +362,9 @@ def record(course: Path, outcome: Outcome, box: Path | None) -> Outcome:
                 outcome.notes.append(f"test cell {gid!r} was edited in the submission; it was restored from source")
 
     graded_dir = box / "sandbox" / "course" / "autograded" / student / aid if box else None
-    graded_nb = _read_notebook(graded_dir / nb_name, outcome, "graded") if (
-        graded_dir and submitted_nb is not None) else None
+    graded_nb = (
+        _read_notebook(graded_dir / nb_name, outcome, "graded") if (graded_dir and submitted_nb is not None) else None
+    )
     try:
         events = [e for e in read_untrusted(box / "sandbox" / "audit.log").decode(errors="replace").splitlines() if e]
     except (OSError, ValueError, TypeError):
@@ -339,8 +396,9 @@ def record(course: Path, outcome: Outcome, box: Path | None) -> Outcome:
         gb.update_or_create_submission(aid, student, **({"timestamp": timestamp} if timestamp else {}))
         shown = graded_nb if graded_nb is not None and outcome.status != "flagged" else None
         if shown is not None:
-            resources = {"nbgrader": {"notebook": lab.notebook, "assignment": aid, "student": student,
-                                      "db_url": db_url}}
+            resources = {
+                "nbgrader": {"notebook": lab.notebook, "assignment": aid, "student": student, "db_url": db_url}
+            }
             SaveAutoGrades().preprocess(copy.deepcopy(shown), resources)
         dest = course / "autograded" / student / aid
         if dest.exists():
@@ -395,15 +453,22 @@ def write_report(course: Path, outcome: Outcome, lab: Lab) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{'to be graded by hand' if v is None else f'{v:g}'}</td>"
-        f"<td>{outcome.max_scores.get(k, 0):g}</td></tr>" for k, v in outcome.scores.items())
-    verdicts = "".join(
-        f"<li>{'PASS' if v.passed else 'FAIL'}: {html.escape(v.message)}</li>" for v in outcome.verdicts.values()
-    ) or "<li>the exercises could not be judged</li>"
+        f"<td>{outcome.max_scores.get(k, 0):g}</td></tr>"
+        for k, v in outcome.scores.items()
+    )
+    verdicts = (
+        "".join(
+            f"<li>{'PASS' if v.passed else 'FAIL'}: {html.escape(v.message)}</li>" for v in outcome.verdicts.values()
+        )
+        or "<li>the exercises could not be judged</li>"
+    )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in outcome.notes) or "<li>none</li>"
     why = ""
     if outcome.status == "flagged":
-        why = ("<h2>Why</h2><p>Autograding flagged this submission: its autograded parts score 0 until an "
-               "instructor reviews it.</p>")
+        why = (
+            "<h2>Why</h2><p>Autograding flagged this submission: its autograded parts score 0 until an "
+            "instructor reviews it.</p>"
+        )
     elif outcome.status == "failed":
         why = "<h2>Why</h2><p>The notebook could not be executed; the exercises were still judged.</p>"
         if outcome.notebook_log:
@@ -414,7 +479,8 @@ def write_report(course: Path, outcome: Outcome, lab: Lab) -> None:
         f"<p>status: <b>{outcome.status}</b>; autograded score {outcome.auto_score:g}</p>{why}"
         f"<h2>Exercises (hidden tests on random inputs)</h2><ul>{verdicts}</ul>"
         f"<h2>Notes</h2><ul>{notes}</ul><table border=1><tr><th>cell</th><th>score</th><th>max</th></tr>"
-        f"{rows}</table></body></html>\n")
+        f"{rows}</table></body></html>\n"
+    )
 
 
 def summary(outcomes: list[Outcome]):
@@ -423,8 +489,15 @@ def summary(outcomes: list[Outcome]):
 
     rows = []
     for o in sorted(outcomes, key=lambda o: o.student):
-        row = {"student": o.student, "status": o.status, **o.scores, "auto_total": o.auto_score,
-               "seconds": round(o.seconds, 1), "judge_seconds": round(o.judge_seconds, 1), "notes": " | ".join(o.notes)}
+        row = {
+            "student": o.student,
+            "status": o.status,
+            **o.scores,
+            "auto_total": o.auto_score,
+            "seconds": round(o.seconds, 1),
+            "judge_seconds": round(o.judge_seconds, 1),
+            "notes": " | ".join(o.notes),
+        }
         rows.append(row)
     df = pd.DataFrame(rows)
     if len(df):
@@ -436,8 +509,17 @@ def summary(outcomes: list[Outcome]):
 # ----------------------------------------------------------------------------------------------
 # A class
 # ----------------------------------------------------------------------------------------------
-def grade(course: Path, lab: int | str | Lab, *, workers: int = 1, students: list[str] | None = None,
-          limits: Limits = Limits(), feedback: bool = True, progress: bool = True, sandbox_mode: str = "require"):
+def grade(
+    course: Path,
+    lab: int | str | Lab,
+    *,
+    workers: int = 1,
+    students: list[str] | None = None,
+    limits: Limits = Limits(),
+    feedback: bool = True,
+    progress: bool = True,
+    sandbox_mode: str = "require",
+):
     """Autograde every submission of ``lab``; see the module doc. Returns the summary DataFrame."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -460,16 +542,23 @@ def grade(course: Path, lab: int | str | Lab, *, workers: int = 1, students: lis
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             boxes = {s: Path(tempfile.mkdtemp(prefix="labkit-grade-")) for s in students}
-            futures = {pool.submit(grade_one, course, aid, lab_, s, limits, sandbox_mode, boxes[s]): s
-                       for s in students}
+            futures = {
+                pool.submit(grade_one, course, aid, lab_, s, limits, sandbox_mode, boxes[s]): s for s in students
+            }
             bar = tqdm(total=len(futures), desc=f"autograding {aid}", unit="submission", disable=not progress)
             for future in as_completed(futures):
                 student = futures[future]
                 try:
                     outcomes.append(record(course, future.result(), boxes[student]))
                 except Exception as exc:  # noqa: BLE001 -- recording this one failed: say so, go on
-                    outcomes.append(Outcome(student, aid, status="failed",
-                                            notes=[f"grader error while recording: {type(exc).__name__}: {exc}"]))
+                    outcomes.append(
+                        Outcome(
+                            student,
+                            aid,
+                            status="failed",
+                            notes=[f"grader error while recording: {type(exc).__name__}: {exc}"],
+                        )
+                    )
                 finally:
                     shutil.rmtree(boxes[student], ignore_errors=True)
                 bar.update(1)

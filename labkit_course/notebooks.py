@@ -1,4 +1,5 @@
 """Run a notebook headless with nbclient, measuring its wall time and the kernel's peak memory."""
+
 from __future__ import annotations
 
 import copy
@@ -89,9 +90,7 @@ def execute_notebook(
             if pid:
                 try:
                     proc = psutil.Process(pid)
-                    rss = proc.memory_info().rss + sum(
-                        c.memory_info().rss for c in proc.children(recursive=True)
-                    )
+                    rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
                     peak[0] = max(peak[0], rss / 2**20)
                 except psutil.Error:
                     pass

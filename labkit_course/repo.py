@@ -4,6 +4,7 @@
 ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers (nbgrader's syntax);
 ``solutions/notebooks/<lab>.ipynb`` holds the solved notebook with nbgrader cell metadata.
 """
+
 from __future__ import annotations
 
 import shutil

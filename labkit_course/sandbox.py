@@ -16,6 +16,7 @@ What a sandboxed process gets (:func:`run` with ``mode="require"``):
 Without bubblewrap, ``mode="require"`` raises :class:`SandboxUnavailable`; ``mode="fallback"``
 runs with the limits only and says so in :attr:`Run.notes`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODES = ("require", "fallback")
-FALLBACK_WARNING = ("NOT SANDBOXED: bubblewrap (bwrap) is missing or does not work here, so student code ran "
-                    "with resource limits only and could read and write whatever this user can")
+FALLBACK_WARNING = (
+    "NOT SANDBOXED: bubblewrap (bwrap) is missing or does not work here, so student code ran "
+    "with resource limits only and could read and write whatever this user can"
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -109,7 +112,8 @@ def check_mode(mode: str) -> bool:
         raise SandboxUnavailable(
             "bubblewrap is required to grade untrusted code, and `bwrap` is missing or not working here. "
             "Install it (Debian/Ubuntu: `apt-get install bubblewrap`), or pass --sandbox=fallback to grade "
-            "with resource limits only (every report will say the code was not sandboxed).")
+            "with resource limits only (every report will say the code was not sandboxed)."
+        )
     return False
 
 
@@ -130,15 +134,19 @@ def python_mounts() -> list[Mount]:
     """This Python environment, read-only: the interpreter's prefix and the venv's, if any."""
     prefixes = {Path(p).resolve() for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix)}
     exe = Path(sys.executable)
-    return [Mount(p) for p in sorted(prefixes)] + ([Mount(exe.parent)] if exe.parent.resolve() not in prefixes
-                                                   and not any(p in exe.parents for p in prefixes) else [])
+    return [Mount(p) for p in sorted(prefixes)] + (
+        [Mount(exe.parent)]
+        if exe.parent.resolve() not in prefixes and not any(p in exe.parents for p in prefixes)
+        else []
+    )
 
 
 UID_BASE, UIDS_PER_PROCESS = 100_000, 64
 # A block of uids per grading process (two graders on one machine don't share a process limit),
 # cycled among its concurrent sandboxes.
-_uids = itertools.cycle(range(UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 1000),
-                              UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 1000 + 1)))
+_uids = itertools.cycle(
+    range(UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 1000), UID_BASE + UIDS_PER_PROCESS * (os.getpid() % 1000 + 1))
+)
 _uid_lock = threading.Lock()
 #: every uid this process gave a sandbox
 given_uids: set[int] = set()
@@ -153,8 +161,20 @@ def _sandbox_uid() -> int:
 
 
 def _bwrap_args(mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | None) -> list[str]:
-    args = [bwrap(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--hostname", "sandbox", *_system_mounts(), "--clearenv"]
+    args = [
+        bwrap(),
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+        *_system_mounts(),
+        "--clearenv",
+    ]
     if uid is None:  # not root: an unprivileged user namespace does the isolating
         args += ["--unshare-user"]
     made = {Path("/")}
@@ -169,8 +189,15 @@ def _bwrap_args(mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | 
         args += ["--setenv", key, value]
     args += ["--chdir", str(cwd), "--"]
     if uid is not None:
-        args += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                 "--bounding-set=-all", "--no-new-privs"]
+        args += [
+            "/usr/bin/setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+        ]
     return args
 
 
@@ -194,13 +221,25 @@ def _nproc_limit(limits: Limits, uid: int | None) -> int:
     import psutil  # our own uid: our other processes (and their threads) count too
 
     me = os.getuid()
-    mine = sum(p.info["num_threads"] or 1 for p in psutil.process_iter(["uids", "num_threads"])
-               if p.info["uids"] and p.info["uids"].real == me)
+    mine = sum(
+        p.info["num_threads"] or 1
+        for p in psutil.process_iter(["uids", "num_threads"])
+        if p.info["uids"] and p.info["uids"].real == me
+    )
     return mine + limits.processes
 
 
-def run(argv: list[str], *, limits: Limits, mounts: list[Mount], env: dict[str, str], cwd: Path,
-        output: Path, sandbox: bool = True, writable: list[Path] = ()) -> Run:
+def run(
+    argv: list[str],
+    *,
+    limits: Limits,
+    mounts: list[Mount],
+    env: dict[str, str],
+    cwd: Path,
+    output: Path,
+    sandbox: bool = True,
+    writable: list[Path] = (),
+) -> Run:
     """Run ``argv`` under ``limits``, in bubblewrap when ``sandbox``; stdout and stderr go to ``output``.
 
     ``mounts`` are what the process may see besides the system and the Python environment;
@@ -216,16 +255,32 @@ def run(argv: list[str], *, limits: Limits, mounts: list[Mount], env: dict[str, 
         cmd, child_env = _bwrap_args(mounts, env, cwd, uid) + list(argv), {"PATH": "/usr/bin:/bin"}
     else:
         cmd, child_env = list(argv), dict(env)
-    trampoline = [sys.executable, "-I", "-c", _TRAMPOLINE, str(limits.address_space_mb), str(limits.cpu),
-                  str(limits.file_mb), str(_nproc_limit(limits, uid)), *([shutil.which(cmd[0]) or cmd[0]] if not
-                                                                        os.path.isabs(cmd[0]) else [cmd[0]]), *cmd[1:]]
+    trampoline = [
+        sys.executable,
+        "-I",
+        "-c",
+        _TRAMPOLINE,
+        str(limits.address_space_mb),
+        str(limits.cpu),
+        str(limits.file_mb),
+        str(_nproc_limit(limits, uid)),
+        *([shutil.which(cmd[0]) or cmd[0]] if not os.path.isabs(cmd[0]) else [cmd[0]]),
+        *cmd[1:],
+    ]
     result = Run(None, 0.0, sandboxed=sandbox)
     if not sandbox:
         result.notes.append(FALLBACK_WARNING)
     start = time.perf_counter()
     with open(output, "wb") as log:
-        proc = subprocess.Popen(trampoline, cwd=cwd if not sandbox else None, env=child_env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            trampoline,
+            cwd=cwd if not sandbox else None,
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         result.killed = _watch(proc, limits, result, start)
     kill_tree(proc.pid)
     result.returncode = proc.returncode
@@ -265,8 +320,10 @@ def _watch(proc: subprocess.Popen, limits: Limits, result: Run, start: float) ->
             try:
                 biggest.kill()
                 killed = "memory"
-                result.notes.append(f"a process used {rss[biggest] / 2**20:.0f} MB, over the memory limit "
-                                    f"of {limits.memory_mb} MB: it was killed")
+                result.notes.append(
+                    f"a process used {rss[biggest] / 2**20:.0f} MB, over the memory limit "
+                    f"of {limits.memory_mb} MB: it was killed"
+                )
             except psutil.Error:
                 pass
         try:

@@ -6,6 +6,7 @@
 
 ``sync()`` writes them, ``sync(check=True)`` reports stale ones (the test suite runs it).
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,7 +55,7 @@ def stub_source(solution: str, module: str) -> str:
             indent = line[: len(line) - len(line.lstrip())]
             out.append(
                 f"{indent}# YOUR CODE HERE\n"
-                f'{indent}raise NotImplementedError(\n'
+                f"{indent}raise NotImplementedError(\n"
                 f'{indent}    "{function}() is not implemented yet: "\n'
                 f'{indent}    "fill in its body in labkit/{module}.py"\n'
                 f"{indent})\n"
@@ -68,7 +69,6 @@ def stub_source(solution: str, module: str) -> str:
     if inside:
         raise ValueError(f"{module}.py: unterminated {BEGIN_SOLUTION}")
     return "".join(out)
-
 
 
 # --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Exercise tests run against one implementation, chosen with ``--impl``:
   file. Students run this to grade themselves; on the committed stubs every
   test marked ``exercise`` must fail (``tests/test_stubs.py`` proves it).
 """
+
 import importlib
 import os
 import sys
@@ -16,7 +17,6 @@ import pytest
 import torch
 
 from labkit_course.repo import load_reference
-
 
 # setuptools' distutils shim asserts it wins the import of distutils; nbgrader imports setuptools
 # late, after a test may have loaded the standard library's distutils (still there before 3.12).
@@ -29,8 +29,12 @@ torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):
-    parser.addoption("--impl", choices=["reference", "student"], default="reference",
-                     help="which exercise implementation to test (default: reference)")
+    parser.addoption(
+        "--impl",
+        choices=["reference", "student"],
+        default="reference",
+        help="which exercise implementation to test (default: reference)",
+    )
 
 
 def load_implementation(module: str, kind: str):
@@ -45,8 +49,11 @@ def pytest_generate_tests(metafunc):
     (``EXERCISE_MODULE``): every check must pass on the reference and fail on the stub."""
     if "public_check" in metafunc.fixturenames:
         checks = importlib.import_module(f"labkit.check.{metafunc.module.EXERCISE_MODULE}")
-        params = [pytest.param((ex.name, c), marks=pytest.mark.exercise, id=f"{ex.name}-{c.__name__}")
-                  for ex in checks.EXERCISES for c in ex.checks]
+        params = [
+            pytest.param((ex.name, c), marks=pytest.mark.exercise, id=f"{ex.name}-{c.__name__}")
+            for ex in checks.EXERCISES
+            for c in ex.checks
+        ]
         metafunc.parametrize("public_check", params)
 
 

@@ -4,6 +4,7 @@ Run on the reference (default) or the student's file (``--impl=student``).
 Tiny models keep the whole file at a few seconds; one test uses the real
 EfficientNet-Lite0 at low resolution.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -238,4 +239,3 @@ def test_linear_adversarial_bad_input(impl):
         impl.linear_adversarial(w, x, 0, 3, 0.1)
     with pytest.raises(ValueError, match=r"\(8,\)"):
         impl.linear_adversarial(w, torch.rand(9), 0, 1, 0.1)
-

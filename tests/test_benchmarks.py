@@ -1,4 +1,5 @@
 """The budget scripts can't rot: their quick mode runs in the suite (numbers are not checked)."""
+
 import pytest
 
 from benchmarks import run

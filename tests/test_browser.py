@@ -15,6 +15,7 @@ Playwright's own browser download is not needed). The test
 Screenshots go to ``build/screenshots/`` (look at them). Marked ``browser`` and ``slow``; skipped, saying
 why, where Chromium or Playwright is missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,31 @@ from labkit_course.repo import REPO, SOLUTIONS
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = REPO / "build" / "screenshots"
-CHROMIUM = next((p for p in (os.environ.get("LABKIT_CHROMIUM"), shutil.which("chromium"),
-                             "/usr/bin/chromium", shutil.which("chromium-browser")) if p and Path(p).exists()), None)
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--mute-audio"]
+CHROMIUM = next(
+    (
+        p
+        for p in (
+            os.environ.get("LABKIT_CHROMIUM"),
+            shutil.which("chromium"),
+            "/usr/bin/chromium",
+            shutil.which("chromium-browser"),
+        )
+        if p and Path(p).exists()
+    ),
+    None,
+)
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--mute-audio",
+]
 BIN = Path(sys.executable).parent
 TIMEOUT = 120_000  # ms, for what waits on a kernel (imports on a loaded 2-core machine)
 
@@ -55,10 +76,18 @@ def jupyter_lab(root: Path, home: Path, student: bool):
     """A JupyterLab server on ``root``, without a token, isolated in ``home``; yields its URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
-    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), LABKIT_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(root), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.update(
+        HOME=str(home),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        LABKIT_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(root),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
     if student:
         env["JUPYTER_CONFIG_PATH"] = str(REPO / "binder" / "student")  # as `make lab` starts it
     # every cell rendered (no windowing), no news or update pop-ups
@@ -67,10 +96,20 @@ def jupyter_lab(root: Path, home: Path, student: bool):
     (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     (settings / "apputils-extension").mkdir(parents=True, exist_ok=True)
     (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    cmd = [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
-           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    cmd = [
+        str(BIN / "jupyter"),
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if hasattr(os, "getuid") and os.getuid() == 0:
         cmd.append("--allow-root")
     log = open(home / f"jupyter-{port}.log", "w")
@@ -85,7 +124,9 @@ def jupyter_lab(root: Path, home: Path, student: bool):
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    raise RuntimeError("JupyterLab did not start:\n" + (home / f"jupyter-{port}.log").read_text()[-3000:])
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (home / f"jupyter-{port}.log").read_text()[-3000:]
+                    ) from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -127,7 +168,9 @@ def _run_cell(page, cell) -> None:
 def _wait_idle(page, timeout=TIMEOUT) -> None:
     page.wait_for_function(
         "() => { const s = document.querySelectorAll('.jp-InputArea-prompt');"
-        " return Array.from(s).every(p => !p.textContent.includes('[*]')); }", timeout=timeout)
+        " return Array.from(s).every(p => !p.textContent.includes('[*]')); }",
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +230,7 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
         solution = (SOLUTIONS / "labkit" / "saliency.py").read_text()
         editor.click()
         page.keyboard.press("Control+a")
-        page.keyboard.insert_text(solution)   # as a paste: CodeMirror adds no indentation or brackets
+        page.keyboard.insert_text(solution)  # as a paste: CodeMirror adds no indentation or brackets
         page.keyboard.press("Control+s")
         deadline = time.monotonic() + 30
         while (root / "labkit" / "saliency.py").read_text() != solution and time.monotonic() < deadline:
@@ -205,7 +248,9 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
         text = output.inner_text()
         assert "PASS" in text and "FAIL" not in text and "not implemented" not in text, text
         _shot(page, "4_student_check_pass")
-        assert json.load(urllib.request.urlopen(f"{url}/api/kernels"))[0]["id"] == kernels[0]["id"], "the kernel restarted"
+        assert json.load(urllib.request.urlopen(f"{url}/api/kernels"))[0]["id"] == kernels[0]["id"], (
+            "the kernel restarted"
+        )
 
         # figures render: the photos with the model's predictions, then the first saliency maps
         code = page.locator(".jp-Notebook .jp-CodeCell")
@@ -224,14 +269,18 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
 
 def test_instructor_opens_formgrader_on_a_built_course(browser, tmp_path):
     course = tmp_path / "course"
-    built = subprocess.run([str(BIN / "labkit-course"), "course", "build", str(course), "--labs", "1"],
-                           capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [str(BIN / "labkit-course"), "course", "build", str(course), "--labs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     with jupyter_lab(course, tmp_path / "home", student=False) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(TIMEOUT)
         page.goto(f"{url}/formgrader")
-        page.get_by_role("link", name="lab1", exact=True).wait_for()   # the table is filled by the gradebook
+        page.get_by_role("link", name="lab1", exact=True).wait_for()  # the table is filled by the gradebook
         body = page.inner_text("body")
         assert "Manage Assignments" in body and "Manual Grading" in body
         _shot(page, "6_instructor_formgrader")

@@ -1,4 +1,5 @@
 """labkit.check.runner: every lab's checks report PASS/FAIL/TODO the same friendly way."""
+
 import importlib
 
 import pytest

@@ -1,4 +1,5 @@
 """Lab 3 (class visualization): public checks, exact answers, bad input, one real-model step."""
+
 import json
 
 import pytest
@@ -67,7 +68,7 @@ def test_blur_is_separable_and_linear(impl):
     imp = torch.zeros(1, 1, 21, 21, dtype=torch.float64)
     imp[..., 10, 10] = 1
     out = impl.blur(imp, 1.0)[0, 0]
-    k = torch.exp(-torch.arange(-4, 5, dtype=torch.float64) ** 2 / 2)
+    k = torch.exp(-(torch.arange(-4, 5, dtype=torch.float64) ** 2) / 2)
     k = k / k.sum()
     torch.testing.assert_close(out[6:15, 6:15], torch.outer(k, k))
     assert float(out.sum()) == pytest.approx(1.0)

@@ -1,4 +1,5 @@
 """labkit_course.repo and .sync: student files are generated from solutions/ and stay in sync."""
+
 import nbformat
 import pytest
 
@@ -16,8 +17,13 @@ def test_every_lab_is_complete():
 
     assert [lab.number for lab in repo.available_labs()] == [1, 2, 3, 4, 5] == sorted(LABS)
     for lab in LABS.values():
-        for path in (f"labkit/{lab.module}.py", f"labkit/check/{lab.module}.py", f"labkit_course/hidden/{lab.module}.py",
-                     f"notebooks/{lab.notebook}.ipynb", f"tests/test_{lab.module}.py"):
+        for path in (
+            f"labkit/{lab.module}.py",
+            f"labkit/check/{lab.module}.py",
+            f"labkit_course/hidden/{lab.module}.py",
+            f"notebooks/{lab.notebook}.ipynb",
+            f"tests/test_{lab.module}.py",
+        ):
             assert (repo.REPO / path).is_file(), f"lab {lab.number} has no {path}"
 
 
@@ -48,18 +54,23 @@ def test_stub_source_replaces_each_solution_with_a_friendly_error():
     assert '"""Return 2x."""' in stub and 'raise ValueError("x")' in stub
     namespace = {}
     exec(compile(stub, "demo.py", "exec"), namespace)
-    with pytest.raises(NotImplementedError, match=r"double\(\) is not implemented yet: fill in its body in labkit/demo.py"):
+    with pytest.raises(
+        NotImplementedError, match=r"double\(\) is not implemented yet: fill in its body in labkit/demo.py"
+    ):
         namespace["double"](1)
     with pytest.raises(NotImplementedError, match=r"method\(\)"):
         namespace["Thing"]().method()
 
 
-@pytest.mark.parametrize("broken, message", [
-    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "unterminated"),
-    ("def f():\n    ### END SOLUTION\n", "without"),
-    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "outside a function"),
-    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n", "nested"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "unterminated"),
+        ("def f():\n    ### END SOLUTION\n", "without"),
+        ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "outside a function"),
+        ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n", "nested"),
+    ],
+)
 def test_stub_source_rejects_broken_markers(broken, message):
     with pytest.raises(ValueError, match=message):
         sync.stub_source(broken, "demo")
@@ -86,8 +97,13 @@ def test_every_lab_follows_the_course_outline(lab):
     """One voice: intro with goals, set-up, numbered sections from a warm-up to the questions, then
     "Going further" and a summary."""
     nb = nbformat.read(repo.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
-    headers = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
-               if line.startswith("## ") or line.startswith("# ")]
+    headers = [
+        line
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if line.startswith("## ") or line.startswith("# ")
+    ]
     assert headers[0].startswith(f"# Lab {lab.number} — ") and "**Learning goals.**" in nb.cells[0].source
     assert headers[1] == "## Set-up" and headers[2].startswith("## 1. Warm-up")
     numbered = [h for h in headers if h[3:4].isdigit()]
@@ -111,8 +127,12 @@ def test_student_notebook_hides_solutions(lab):
 
 
 def test_inject_parameters_goes_after_the_parameters_cell():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
-                                         nbformat.v4.new_code_cell("print(a)")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print(a)"),
+        ]
+    )
     injected = notebooks.inject_parameters(nb, {"a": 2, "names": ["x"]})
     assert injected.cells[1].source == "# Injected parameters\na = 2\nnames = ['x']"
     assert len(nb.cells) == 2, "the original is not modified"

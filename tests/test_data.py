@@ -1,12 +1,12 @@
 """labkit.data: conversions into the course convention, offline photos, your own pictures."""
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from labkit import data
-from labkit import models
+from labkit import data, models
 from labkit.models import NetworkRequired, predict
 
 
@@ -17,8 +17,14 @@ def rgb():
 
 def test_to_tensor_accepts_every_common_form(rgb):
     expected = torch.tensor(rgb).permute(2, 0, 1)[None].float() / 255
-    for given in [rgb, rgb.astype(np.float32), Image.fromarray(rgb), torch.tensor(rgb).permute(2, 0, 1),
-                  expected[0], np.concatenate([rgb, np.full((20, 30, 1), 255, np.uint8)], -1)]:
+    for given in [
+        rgb,
+        rgb.astype(np.float32),
+        Image.fromarray(rgb),
+        torch.tensor(rgb).permute(2, 0, 1),
+        expected[0],
+        np.concatenate([rgb, np.full((20, 30, 1), 255, np.uint8)], -1),
+    ]:
         x = data.to_tensor(given)
         assert x.shape == (1, 3, 20, 30) and x.dtype == torch.float32
         assert torch.allclose(x, expected, atol=1e-6)
@@ -99,5 +105,5 @@ def test_augment_is_a_seeded_shift_of_the_padded_image_possibly_mirrored():
     assert torch.equal(out, data.augment(images, torch.Generator().manual_seed(5)))
     padded = F.pad(images, (2, 2, 2, 2), mode="reflect")  # pad = 16 // 8
     for x, y in zip(padded, out):
-        crops = [x[:, i:i + 16, j:j + 16] for i in range(5) for j in range(5)]
+        crops = [x[:, i : i + 16, j : j + 16] for i in range(5) for j in range(5)]
         assert any(torch.equal(y, c) or torch.equal(y, c.flip(-1)) for c in crops)

@@ -3,6 +3,7 @@
 The pipeline always runs on the *reference* exercises (and Lab 2's reference pgd) here: these
 tests check the machinery, whatever the student's file holds. Tiny images and models, seconds.
 """
+
 import pytest
 import torch
 
@@ -30,12 +31,14 @@ def _flat(levels, size=4):
 @pytest.mark.parametrize("kind", experiments.JUDGE_KINDS)
 def test_judge_on_two_flat_classes_is_exact(kind):
     """Dark images are class 0, bright ones class 1: a small brightening is invisible, a swap is not."""
-    judge = experiments.PerceptibilityJudge(_flat([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), torch.tensor([0, 0, 0, 1, 1, 1]),
-                                            kind=kind)
+    judge = experiments.PerceptibilityJudge(
+        _flat([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), torch.tensor([0, 0, 0, 1, 1, 1]), kind=kind
+    )
     originals, labels, targets = _flat([0.2] * 10), torch.zeros(10, dtype=torch.long), torch.ones(10, dtype=torch.long)
     small = judge.report(originals, originals + 0.1, labels, targets)
-    assert small == dict(clean_acc=1.0, keep=1.0, target=0.0, keep_ratio=1.0, rel_norm=pytest.approx(0.5),
-                         imperceptible=True)  # |0.1| / |0.2| per pixel
+    assert small == dict(
+        clean_acc=1.0, keep=1.0, target=0.0, keep_ratio=1.0, rel_norm=pytest.approx(0.5), imperceptible=True
+    )  # |0.1| / |0.2| per pixel
     swapped = judge.report(originals, _flat([0.8] * 10), labels, targets)
     assert (swapped["keep"], swapped["target"], swapped["imperceptible"]) == (0.0, 1.0, False)
     assert swapped["rel_norm"] == pytest.approx(3.0)
@@ -104,7 +107,10 @@ def test_cifar10_offline_gives_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_make_model_is_seeded():
-    a, b = experiments.make_model("small_cnn", 7, width=4, seed=3), experiments.make_model("small_cnn", 7, width=4, seed=3)
+    a, b = (
+        experiments.make_model("small_cnn", 7, width=4, seed=3),
+        experiments.make_model("small_cnn", 7, width=4, seed=3),
+    )
     assert a.num_classes == 7 and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert experiments.make_model("resnet9", 10, width=4).name == "resnet9"
     with pytest.raises(ValueError, match="model"):
@@ -148,8 +154,9 @@ def test_run_experiment_digits_is_deterministic_and_judged(reference):
     judge = experiments.PerceptibilityJudge(*a["test"], kind="logistic")
     assert a["judge"] == judge.report(a["train"][0], a["adv_images"], a["train"][1], a["adv_labels"])
     assert not a["transfer_model"].training and not a["source_model"].training
-    reused = experiments.run_experiment("digits", "rand", seed=0, verbose=False, exercises=reference,
-                                        source=a["source_model"], **TINY)
+    reused = experiments.run_experiment(
+        "digits", "rand", seed=0, verbose=False, exercises=reference, source=a["source_model"], **TINY
+    )
     fresh = experiments.run_experiment("digits", "rand", seed=0, verbose=False, exercises=reference, **TINY)
     assert reused["source_model"] is a["source_model"]
     assert (reused["clean_acc"], reused["transfer_acc"]) == (fresh["clean_acc"], fresh["transfer_acc"])
@@ -164,8 +171,10 @@ def test_control_keeps_the_images(reference):
 
 def test_cifar10_path_end_to_end_on_cifar_shaped_data(reference, monkeypatch):
     gen = torch.Generator().manual_seed(0)
-    fake = {"train": (torch.rand(40, 3, 32, 32, generator=gen), torch.randint(0, 10, (40,), generator=gen)),
-            "test": (torch.rand(20, 3, 32, 32, generator=gen), torch.randint(0, 10, (20,), generator=gen))}
+    fake = {
+        "train": (torch.rand(40, 3, 32, 32, generator=gen), torch.randint(0, 10, (40,), generator=gen)),
+        "test": (torch.rand(20, 3, 32, 32, generator=gen), torch.randint(0, 10, (20,), generator=gen)),
+    }
     calls = []
 
     def fake_cifar(split="train", root=None, limit=None):
@@ -174,8 +183,19 @@ def test_cifar10_path_end_to_end_on_cifar_shaped_data(reference, monkeypatch):
         return (x[:limit], y[:limit]) if limit else (x, y)
 
     monkeypatch.setattr(data, "load_cifar10", fake_cifar)
-    r = experiments.run_experiment("cifar10", "rand", seed=0, verbose=False, exercises=reference, epochs=1, steps=2,
-                                   width=4, batch_size=16, attack_batch_size=16, device="cpu")
+    r = experiments.run_experiment(
+        "cifar10",
+        "rand",
+        seed=0,
+        verbose=False,
+        exercises=reference,
+        epochs=1,
+        steps=2,
+        width=4,
+        batch_size=16,
+        attack_batch_size=16,
+        device="cpu",
+    )
     assert sorted(calls) == ["test", "train"]
     assert r["source_model"].name == "resnet9" and r["class_names"] == data.CIFAR10_CLASSES
     assert r["adv_images"].shape == (40, 3, 32, 32)

@@ -1,4 +1,5 @@
 """The README's figures: one per lab, made by `python -m labkit_course.figures` from executed notebooks."""
+
 from __future__ import annotations
 
 import base64
@@ -34,9 +35,18 @@ def test_the_command_extracts_and_shrinks_a_figure(tmp_path):
     noise = Image.effect_noise((2400, 900), 80).convert("RGB")  # incompressible: forces downscaling
     buffer = io.BytesIO()
     noise.save(buffer, format="PNG")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        'ours = {"gradient": 1}', outputs=[nbformat.v4.new_output(
-            "display_data", data={"image/png": base64.b64encode(buffer.getvalue()).decode()})])])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                'ours = {"gradient": 1}',
+                outputs=[
+                    nbformat.v4.new_output(
+                        "display_data", data={"image/png": base64.b64encode(buffer.getvalue()).decode()}
+                    )
+                ],
+            )
+        ]
+    )
     executed = tmp_path / "run"
     executed.mkdir()
     nbformat.write(nb, executed / f"{LABS[1].notebook}.ipynb")

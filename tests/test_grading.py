@@ -4,6 +4,7 @@ The fake "toy" lab (tests/grading_samples/toy_lab.py) needs no torch, so one sub
 autogrades in seconds. Its samples cover honest work, mistakes, resource abuse and attacks on the
 grading itself; each has exact expected grades.
 """
+
 import hashlib
 import json
 import os
@@ -19,11 +20,28 @@ import pytest
 
 from labkit_course import build, gradescope, grading, sandbox
 from labkit_course.sync import stub_source, student_notebook
-from tests.grading_samples.toy_lab import (CTYPES_WIPE_HEAD, EXPECTED, MARKER, SOLUTION, TOY, make_repo,
-                                           make_submissions, solved_notebook)
+from tests.grading_samples.toy_lab import (
+    CTYPES_WIPE_HEAD,
+    EXPECTED,
+    MARKER,
+    SOLUTION,
+    TOY,
+    make_repo,
+    make_submissions,
+    solved_notebook,
+)
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading"), pytest.mark.skipif(sandbox.bwrap() is None, reason=(
-    "bubblewrap (bwrap) is missing or not working: the grading sandbox cannot be tested (apt-get install bubblewrap)"))]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("grading"),
+    pytest.mark.skipif(
+        sandbox.bwrap() is None,
+        reason=(
+            "bubblewrap (bwrap) is missing or not working: the grading sandbox cannot be tested "
+            "(apt-get install bubblewrap)"
+        ),
+    ),
+]
 
 # Generous for a toy lab: under a loaded CI machine a kernel start alone can take seconds.
 LIMITS = sandbox.Limits(cell_timeout=20, wall_timeout=300, memory_mb=2048)
@@ -69,7 +87,9 @@ def test_build_writes_an_nbgrader_course(course):
     assert (meta / "judge" / "reference" / "toy.py").read_text() == SOLUTION
     assert (meta / "judge" / "hidden" / "toy.py").exists()
     assert json.loads((meta / "course.json").read_text())["labs"]["lab0"]["cells"] == {
-        "test_scale": ["scale"], "test_total": ["total"]}
+        "test_scale": ["scale"],
+        "test_total": ["total"],
+    }
 
 
 def test_generate_assignment_gives_exactly_the_student_versions(course):
@@ -128,8 +148,14 @@ def test_reasons_are_recorded(graded):
     assert "labkit/check/runner.py was edited" in notes["edit_helper"]
     assert "gradebook.db" in notes["reads_gradebook"]
     assert "kernel crashed in test cell 'test_total'" in notes["kernel_crash"]
-    for student, flagged in [("ctypes_peer", "ctypes"), ("ctypes_wipe", "ctypes"), ("frame_walker", "_getframe"),
-                             ("fork_bomb", "fork"), ("detached", "subprocess"), ("network", "socket")]:
+    for student, flagged in [
+        ("ctypes_peer", "ctypes"),
+        ("ctypes_wipe", "ctypes"),
+        ("frame_walker", "_getframe"),
+        ("fork_bomb", "fork"),
+        ("detached", "subprocess"),
+        ("network", "socket"),
+    ]:
         assert "needs review" in notes[student] and flagged in notes[student], student
 
 
@@ -140,8 +166,10 @@ def test_each_exercise_gets_a_verdict_that_says_what_failed(graded):
     assert verdict("stub", "scale").message == "scale: not implemented yet"
     assert verdict("partial", "total").failure == "value" and "wrong values" in verdict("partial", "total").message
     assert verdict("infinite_loop", "total").failure == "timeout"
-    assert verdict("huge_allocation", "scale").failure == "crash" and "MemoryError" in verdict(
-        "huge_allocation", "scale").message
+    assert (
+        verdict("huge_allocation", "scale").failure == "crash"
+        and "MemoryError" in verdict("huge_allocation", "scale").message
+    )
     assert verdict("pickle_payload", "scale").failure == "type"
     assert verdict("pickle_payload", "total").failure == "crash"  # its forged, pickled result is refused
     assert verdict("sys_exit", "scale").failure == "crash" and "imported" in verdict("sys_exit", "scale").message
@@ -153,8 +181,11 @@ def test_attacks_leave_no_trace(course, graded):
 
     assert not (course.parent / MARKER).exists(), "a pickle from a submission was loaded"
     assert sandbox.given_uids or os.geteuid() != 0  # as root, each sandbox runs as a uid of its own
-    leftovers = [p.info for p in psutil.process_iter(["pid", "name", "uids"])
-                 if p.info["uids"] and p.info["uids"].real in sandbox.given_uids]
+    leftovers = [
+        p.info
+        for p in psutil.process_iter(["pid", "name", "uids"])
+        if p.info["uids"] and p.info["uids"].real in sandbox.given_uids
+    ]
     assert not leftovers, f"processes of graded code survived: {leftovers[:5]}"
 
 
@@ -224,11 +255,13 @@ def test_gradescope_zip_grades_on_a_fake_autograder_tree(course, repo, tmp_path)
         zipfile.ZipFile(zip_path).extractall(root / "source")
         (root / "submission").mkdir()
         (root / "submission" / "toy.py").write_bytes(
-            (course / "submitted" / student / "lab0" / "labkit" / "toy.py").read_bytes())
+            (course / "submitted" / student / "lab0" / "labkit" / "toy.py").read_bytes()
+        )
         (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": f"{student}@uni"}]}))
         env = dict(os.environ, AUTOGRADER_ROOT=str(root), LABKIT_AUTOGRADER_PYTHON=sys.executable)
-        subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=300,
-                       capture_output=True)
+        subprocess.run(
+            ["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=300, capture_output=True
+        )
         results = json.loads((root / "results" / "results.json").read_text())
         scores[student] = results["score"]
         assert sum(t["max_score"] for t in results["tests"]) == pytest.approx(5.0)
@@ -240,8 +273,9 @@ def test_grading_refuses_without_a_sandbox_unless_told(course, monkeypatch):
     monkeypatch.setattr(sandbox, "bwrap", lambda: None)
     with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
         grading.grade(course, 0, students=["perfect"], limits=LIMITS, progress=False, feedback=False)
-    table = grading.grade(course, 0, students=["perfect"], limits=LIMITS, progress=False, feedback=False,
-                          sandbox_mode="fallback")
+    table = grading.grade(
+        course, 0, students=["perfect"], limits=LIMITS, progress=False, feedback=False, sandbox_mode="fallback"
+    )
     assert table.loc["perfect", "auto_total"] == 5 and "NOT SANDBOXED" in table.loc["perfect", "notes"]
 
 

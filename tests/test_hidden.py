@@ -5,10 +5,10 @@ bubblewrap sandbox, which must pass every exercise, and the committed stub (labk
 which must be "not implemented" everywhere. Fast checks (no sandbox) make sure the hidden cases
 cover exactly the public checks' exercises and do not depend on torch's global RNG.
 """
+
 import importlib
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +20,6 @@ from labkit_course.judge import _encode_call, hidden_tests, judge, worker
 from labkit_course.repo import REPO, SOLUTIONS
 
 
-
 def exercises_of(module: str) -> list[str]:
     """The exercises of a lab, from its public checks (``labkit.check.<module>.EXERCISES``)."""
     return [ex.name for ex in importlib.import_module(f"labkit.check.{module}").EXERCISES]
@@ -29,9 +28,12 @@ def exercises_of(module: str) -> list[str]:
 SEEDS = [1, 12345]
 LIMITS = sandbox.Limits(wall_timeout=600, memory_mb=4096, threads=1)
 
-needs_bwrap = pytest.mark.skipif(sandbox.bwrap() is None, reason=(
-    "bubblewrap (bwrap) is missing or not working: the judge's sandbox cannot run here "
-    "(apt-get install bubblewrap)"))
+needs_bwrap = pytest.mark.skipif(
+    sandbox.bwrap() is None,
+    reason=(
+        "bubblewrap (bwrap) is missing or not working: the judge's sandbox cannot run here (apt-get install bubblewrap)"
+    ),
+)
 
 
 @pytest.mark.parametrize("module", LABS)
@@ -74,8 +76,9 @@ def test_cases_depend_on_the_seed_only(module):
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("module", LABS)
 def test_reference_passes_every_hidden_case(module, seed, tmp_path):
-    verdict = judge(module, SOLUTIONS / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit",
-                    limits=LIMITS, workdir=tmp_path)
+    verdict = judge(
+        module, SOLUTIONS / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit", limits=LIMITS, workdir=tmp_path
+    )
     assert verdict.sandboxed
     assert list(verdict.verdicts) == exercises_of(module)
     failed = [v.message for v in verdict.verdicts.values() if not v.passed]
@@ -89,8 +92,9 @@ def test_reference_passes_every_hidden_case(module, seed, tmp_path):
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("module", LABS)
 def test_stub_is_not_implemented(module, seed, tmp_path):
-    verdict = judge(module, REPO / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit",
-                    limits=LIMITS, workdir=tmp_path)
+    verdict = judge(
+        module, REPO / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit", limits=LIMITS, workdir=tmp_path
+    )
     assert list(verdict.verdicts) == exercises_of(module)
     for v in verdict.verdicts.values():
         assert not v.passed and v.failure == "not implemented", v.message

@@ -8,6 +8,7 @@
   torchvision and numpy: ``pip install --dry-run --report`` into an environment that already has them.
   That one needs the package index, and skips saying so without it.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ COLAB = {"torch": "2.11.0", "torchvision": "0.26.0", "numpy": "2.1.2"}
 #: dependencies of the test suite only, whose pins would break a user's environment
 TEST_ONLY = ("torchattacks", "pytest", "playwright")
 
-pytestmark = [pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:Setuptools is replacing distutils:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Setuptools is replacing distutils:UserWarning"),
+]
 
 
 def _pip_lines(path: Path) -> list[str]:
@@ -99,8 +102,14 @@ def _fresh_env(path: Path, packages: dict[str, str], with_test_packages: bool) -
     """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     if with_test_packages:
         import sysconfig
 
@@ -119,8 +128,16 @@ def _offline_env() -> dict[str, str]:
     """Environment variables under which pip and urllib can't reach anything."""
     dead = "http://127.0.0.1:9"
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("PIP_")}
-    env.update(HTTP_PROXY=dead, HTTPS_PROXY=dead, http_proxy=dead, https_proxy=dead, ALL_PROXY=dead,
-               NO_PROXY="", PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(
+        HTTP_PROXY=dead,
+        HTTPS_PROXY=dead,
+        http_proxy=dead,
+        https_proxy=dead,
+        ALL_PROXY=dead,
+        NO_PROXY="",
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
     return env
 
 
@@ -129,19 +146,30 @@ def test_binder_postbuild_runs_offline_in_a_fresh_environment(tmp_path):
     postBuild installs labkit and reports what it could not cache, without failing."""
     python = _fresh_env(tmp_path / "env", {}, with_test_packages=True)
     repo = tmp_path / "repo"
-    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "notebooks", "tests", "docs"))
+    shutil.copytree(
+        REPO,
+        repo,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "notebooks", "tests", "docs"
+        ),
+    )
     env = _offline_env()
     env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"
-    env["HOME"] = str(tmp_path / "home")        # torch.hub and the CIFAR cache go here, not to ~
+    env["HOME"] = str(tmp_path / "home")  # torch.hub and the CIFAR cache go here, not to ~
     env.pop("PYTHONPATH", None)
-    env.pop("LABKIT_OFFLINE", None)             # the real code path: downloads fail, postBuild goes on
-    done = subprocess.run(["bash", str(repo / "binder" / "postBuild")], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=600)
+    env.pop("LABKIT_OFFLINE", None)  # the real code path: downloads fail, postBuild goes on
+    done = subprocess.run(
+        ["bash", str(repo / "binder" / "postBuild")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
+    )
     assert done.returncode == 0, f"postBuild failed offline:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "could not cache" in done.stdout
-    where = subprocess.run([python, "-c", "import labkit.reload, labkit.models; print(labkit.models.__file__)"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    where = subprocess.run(
+        [python, "-c", "import labkit.reload, labkit.models; print(labkit.models.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert where.returncode == 0 and Path(where.stdout.strip()).is_relative_to(repo), where.stderr[-2000:]
 
 
@@ -154,16 +182,34 @@ def test_colab_install_keeps_the_preinstalled_torch_torchvision_numpy(tmp_path):
     # what the Colab cell writes: the installed versions of KEEP, as constraints
     constraints.write_text("".join(f"{name}=={COLAB[name]}\n" for name in KEEP))
     report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet",
-           "--report", str(report), "-e", str(REPO), "-c", str(constraints)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--report",
+        str(report),
+        "-e",
+        str(REPO),
+        "-c",
+        str(constraints),
+    ]
     env = {k: v for k, v in os.environ.items() if k != "PIP_NO_INDEX"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode != 0 and any(s in done.stderr for s in ("NewConnectionError", "Could not find a version",
-                                                                "No matching distribution", "ProxyError")):
+    if done.returncode != 0 and any(
+        s in done.stderr
+        for s in ("NewConnectionError", "Could not find a version", "No matching distribution", "ProxyError")
+    ):
         pytest.skip("the package index is not reachable: " + done.stderr.strip().splitlines()[-1])
     assert done.returncode == 0, done.stderr[-3000:]
-    planned = {item["metadata"]["name"].lower(): item["metadata"]["version"]
-               for item in json.loads(report.read_text())["install"]}
+    planned = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
     assert "labkit" in planned and "captum" in planned
     replaced = {name: planned[name] for name in KEEP if name in planned}
     assert not replaced, f"installing labkit on Colab would replace {replaced} (a runtime restart)"

@@ -3,10 +3,12 @@
 The cheats run through the real judge on Lab 2's hidden tests: an honest solution passes every
 exercise; a cheat fails what it cheated on, or is flagged.
 """
+
 import json
 import os
 import random
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,13 @@ from labkit_course.judge import Call, Case, Mismatch, Toy, compare, judge, worke
 from labkit_course.judge.static import audit
 from labkit_course.repo import REPO, SOLUTIONS
 
-needs_bwrap = pytest.mark.skipif(sandbox.bwrap() is None, reason=(
-    "bubblewrap (bwrap) is missing or not working: the judge's sandbox cannot be tested (apt-get install bubblewrap)"))
+needs_bwrap = pytest.mark.skipif(
+    sandbox.bwrap() is None,
+    reason=(
+        "bubblewrap (bwrap) is missing or not working: the judge's sandbox cannot be tested "
+        "(apt-get install bubblewrap)"
+    ),
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,7 +76,7 @@ def test_objects_and_pickles_never_cross(tmp_path):
     assert worker.encode(np.array([Payload()], dtype=object), worker.Store())["$"] == "opaque"
     np.save(tmp_path / "evil.npy", np.array([Payload()], dtype=object), allow_pickle=True)
     os.replace(tmp_path / "evil.npy", tmp_path / "evil.npz")
-    with pytest.raises(Exception):
+    with pytest.raises(zipfile.BadZipFile):  # a pickle is not even an npz
         worker.load_arrays(str(tmp_path / "evil.npz"))
     np.savez(tmp_path / "evil2.npz", a=np.array([Payload()], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
@@ -95,17 +102,20 @@ def test_toys_come_only_from_the_public_checks():
 # ----------------------------------------------------------------------------------------------
 # Comparison: what a student reads first
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("actual, expected, kind", [
-    (np.zeros((2, 3)), np.zeros((3, 2)), "shape"),
-    (np.full((2,), 1.5), np.full((2,), 0.5), "range"),
-    (np.full((2,), 0.6), np.full((2,), 0.5), "value"),
-    ([1, 2], np.zeros(2), "type"),
-    ({"$": "raised", "types": ["ValueError", "Exception"], "message": "bad"}, np.zeros(2), "crash"),
-    (np.zeros(2), {"$": "raised", "types": ["NotFooled", "RuntimeError"], "message": ""}, "value"),
-    (3, 4, "value"),
-    ("a", "b", "value"),
-    ({"$": "opaque", "type": "mymodule.Thing"}, 1.0, "type"),
-])
+@pytest.mark.parametrize(
+    "actual, expected, kind",
+    [
+        (np.zeros((2, 3)), np.zeros((3, 2)), "shape"),
+        (np.full((2,), 1.5), np.full((2,), 0.5), "range"),
+        (np.full((2,), 0.6), np.full((2,), 0.5), "value"),
+        ([1, 2], np.zeros(2), "type"),
+        ({"$": "raised", "types": ["ValueError", "Exception"], "message": "bad"}, np.zeros(2), "crash"),
+        (np.zeros(2), {"$": "raised", "types": ["NotFooled", "RuntimeError"], "message": ""}, "value"),
+        (3, 4, "value"),
+        ("a", "b", "value"),
+        ({"$": "opaque", "type": "mymodule.Thing"}, 1.0, "type"),
+    ],
+)
 def test_compare_names_the_failed_property(actual, expected, kind):
     with pytest.raises(Mismatch) as info:
         compare(actual, expected)
@@ -115,30 +125,35 @@ def test_compare_names_the_failed_property(actual, expected, kind):
 def test_compare_accepts_what_matches():
     compare(np.array([1.0, 2.0]) + 1e-7, np.array([1.0, 2.0]))
     compare((np.zeros(1), 3), (np.zeros(1), 3))
-    compare({"$": "raised", "types": ["NotFooled", "RuntimeError", "Exception"], "message": ""},
-            {"$": "raised", "types": ["NotFooled", "RuntimeError", "Exception"], "message": "x"})
+    compare(
+        {"$": "raised", "types": ["NotFooled", "RuntimeError", "Exception"], "message": ""},
+        {"$": "raised", "types": ["NotFooled", "RuntimeError", "Exception"], "message": "x"},
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Static audit
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("source, reason", [
-    ("import ctypes", "ctypes"),
-    ("from ctypes import CDLL", "ctypes"),
-    ("import sys\nf = sys._getframe(1)", "_getframe"),
-    ("import inspect", "inspect"),
-    ("def f(tb):\n    return tb.tb_frame.f_back.f_locals", "f_locals"),
-    ("from labkit.check.toys import OneConvReluNet", "labkit.check"),
-    ("from labkit import check", "labkit.check"),
-    ("import labkit_course.judge", "labkit_course"),
-    ("import torchattacks", "torchattacks"),
-    ("from captum.attr import Saliency", "captum"),
-    ("import os\nos.fork()", "fork"),
-    ("import socket", "socket"),
-    ("x = __import__('ctypes')", "__import__"),
-    ("import pickle", "pickle"),
-    ("open('/course/gradebook.db')", "gradebook"),
-])
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("import ctypes", "ctypes"),
+        ("from ctypes import CDLL", "ctypes"),
+        ("import sys\nf = sys._getframe(1)", "_getframe"),
+        ("import inspect", "inspect"),
+        ("def f(tb):\n    return tb.tb_frame.f_back.f_locals", "f_locals"),
+        ("from labkit.check.toys import OneConvReluNet", "labkit.check"),
+        ("from labkit import check", "labkit.check"),
+        ("import labkit_course.judge", "labkit_course"),
+        ("import torchattacks", "torchattacks"),
+        ("from captum.attr import Saliency", "captum"),
+        ("import os\nos.fork()", "fork"),
+        ("import socket", "socket"),
+        ("x = __import__('ctypes')", "__import__"),
+        ("import pickle", "pickle"),
+        ("open('/course/gradebook.db')", "gradebook"),
+    ],
+)
 def test_audit_flags_what_could_hand_over_an_answer(source, reason):
     reasons = audit(source, "adversarial")
     assert reasons and any(reason in r for r in reasons), reasons
@@ -191,7 +206,10 @@ def test_judge_lab2_honest_passes_and_the_cheats_do_not(tmp_path):
     liar = _judge(tmp_path, _reference_source() + LIAR)  # the last definition wins
     assert not liar.verdicts["linear_adversarial"].passed and liar.verdicts["fgsm"].passed
 
-    peeker = _judge(tmp_path, _reference_source() + textwrap.dedent('''
+    peeker = _judge(
+        tmp_path,
+        _reference_source()
+        + textwrap.dedent("""
         def fooling_image(model, image, target, lr=1.0, max_steps=100):
             import sys
             frame = sys._getframe(1)
@@ -201,19 +219,26 @@ def test_judge_lab2_honest_passes_and_the_cheats_do_not(tmp_path):
                         return frame.f_locals[name]
                 frame = frame.f_back
             return image, 0
-        '''))
+        """),
+    )
     assert not peeker.verdicts["fooling_image"].passed and any("_getframe" in f for f in peeker.flags)
 
-    copier = _judge(tmp_path, _reference_source().replace(
-        "import torch\n", "import torch\nimport torchattacks  # the library computes the answer\n", 1))
+    copier = _judge(
+        tmp_path,
+        _reference_source().replace(
+            "import torch\n", "import torch\nimport torchattacks  # the library computes the answer\n", 1
+        ),
+    )
     assert any("torchattacks" in f for f in copier.flags)
 
 
 @needs_bwrap
 def test_judge_a_crash_costs_only_its_exercise(tmp_path):
     crashing = _reference_source().replace(
-        "def linear_adversarial(", "def linear_adversarial(*a, **k):\n    import os\n    os._exit(3)\n\n\n"
-                                   "def _original_linear_adversarial(", 1)
+        "def linear_adversarial(",
+        "def linear_adversarial(*a, **k):\n    import os\n    os._exit(3)\n\n\ndef _original_linear_adversarial(",
+        1,
+    )
     j = _judge(tmp_path, crashing)
     assert j.verdicts["linear_adversarial"].failure == "crash"
     assert all(j.verdicts[e].passed for e in ("fgsm", "pgd", "fooling_image"))
@@ -221,7 +246,7 @@ def test_judge_a_crash_costs_only_its_exercise(tmp_path):
 
 @needs_bwrap
 def test_judge_sees_no_course_no_network_and_cannot_write(tmp_path):
-    probe = _reference_source() + textwrap.dedent(f'''
+    probe = _reference_source() + textwrap.dedent(f"""
         def linear_adversarial(weights, x, label, target, eps):
             import os, socket
             seen = [os.path.exists(p) for p in ({str(REPO / "solutions")!r}, {str(REPO / "labkit_course")!r},
@@ -237,7 +262,7 @@ def test_judge_sees_no_course_no_network_and_cannot_write(tmp_path):
             except OSError:
                 seen.append(False)
             raise RuntimeError("seen: " + str(seen))
-        ''')
+        """)
     j = _judge(tmp_path, probe)
     assert "seen: [False, False, False, False, False]" in j.verdicts["linear_adversarial"].message
     assert not (REPO / "pwned.txt").exists()

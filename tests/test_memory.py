@@ -1,6 +1,7 @@
 """What keeps the labs within Binder's memory: the offline labs never import torchvision, timm,
 scikit-learn or scipy just to build a model or read a sample photo, and the model labkit builds
 without timm is timm's EfficientNet-Lite exactly (the peaks themselves are measured by the benchmarks)."""
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,15 @@ def test_models_photos_and_class_names_import_nothing_heavy():
 
 
 def test_imagenet_class_names_are_torchvision_s():
-    torchvision = pytest.importorskip("torchvision", reason="torchvision is needed to compare the class names")
+    pytest.importorskip("torchvision", reason="torchvision is needed to compare the class names")
     from torchvision.models import ResNet18_Weights
 
     assert models.imagenet_classes() == tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-@pytest.mark.parametrize("name, size", [("efficientnet_lite0", 224), ("efficientnet_lite1", 240),
-                                        ("efficientnet_lite2", 260)])
+@pytest.mark.parametrize(
+    "name, size", [("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)]
+)
 def test_efficientnet_lite_is_timm_s(name, size):
     """Same module names, same tensors in the same order, the same logits and input gradients."""
     timm = pytest.importorskip("timm", reason="timm (a test dependency) is needed for the comparison")
@@ -50,8 +52,8 @@ def test_efficientnet_lite_is_timm_s(name, size):
     x = torch.rand(2, 3, size + 3, size - 5, requires_grad=True)  # odd sizes: TensorFlow's SAME padding
     a, b = ours.net(x), theirs(x)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
-    ga, = torch.autograd.grad(a[:, 7].sum(), x)
-    gb, = torch.autograd.grad(b[:, 7].sum(), x)
+    (ga,) = torch.autograd.grad(a[:, 7].sum(), x)
+    (gb,) = torch.autograd.grad(b[:, 7].sum(), x)
     torch.testing.assert_close(ga, gb, rtol=0, atol=1e-6)
 
 

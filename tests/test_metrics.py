@@ -1,4 +1,5 @@
 """labkit.metrics: rank correlation, cascading randomization, deletion curves."""
+
 import numpy as np
 import pytest
 import torch

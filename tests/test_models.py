@@ -1,4 +1,5 @@
 """labkit.models: the offline EfficientNets, the online-only torchvision models, class names."""
+
 import urllib.error
 
 import pytest

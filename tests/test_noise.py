@@ -1,4 +1,5 @@
 """Lab 4 (noise probing): the public checks, exact comparisons and bad input."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,12 +30,11 @@ def adam_ascent(model, images, target, steps, lr):
         (g,) = torch.autograd.grad(loss, xg)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        step = lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
+        step = lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
         x = (x - step).clamp(0, 1)
     with torch.no_grad():
         conf = model(x).softmax(-1)[torch.arange(len(x)), target]
     return x, conf
-
 
 
 def test_public_check(impl, public_check):
@@ -63,7 +63,7 @@ def test_seed000_is_nearly_uniform_not_gaussian(impl):
     """Wrapping N(0, 255^2) modulo 256 flattens it: mean ~0.5, std ~1/sqrt(12), flat histogram."""
     x = impl.noise_images(4, 64, "seed000", seed=0)
     assert abs(float(x.mean()) - 0.5) < 0.01
-    assert abs(float(x.std()) - 12 ** -0.5) < 0.01
+    assert abs(float(x.std()) - 12**-0.5) < 0.01
     hist = torch.histc(x, bins=8, min=0, max=1) / x.numel()
     assert float((hist - 1 / 8).abs().max()) < 0.01
 
@@ -77,8 +77,17 @@ def test_gaussian_statistics(impl):
 
 
 @pytest.mark.exercise
-@pytest.mark.parametrize("bad,err", [(dict(n=0), ValueError), (dict(n=-3), ValueError), (dict(kind="pink"), ValueError),
-                                     (dict(kind=None), TypeError), (dict(n=2.5), TypeError), (dict(size=0), ValueError)])
+@pytest.mark.parametrize(
+    "bad,err",
+    [
+        (dict(n=0), ValueError),
+        (dict(n=-3), ValueError),
+        (dict(kind="pink"), ValueError),
+        (dict(kind=None), TypeError),
+        (dict(n=2.5), TypeError),
+        (dict(size=0), ValueError),
+    ],
+)
 def test_noise_bad_input(impl, bad, err):
     assert impl.noise_images(1, 4, "gaussian").shape == (1, 3, 4, 4)
     args = dict(n=2, size=8, kind="gaussian", seed=0) | bad

@@ -1,5 +1,6 @@
 """Every lab runs headless and offline: solved notebooks end to end (quick parameters), student
 notebooks up to the first unfinished exercise, where they stop with the friendly NotImplementedError."""
+
 import nbformat
 import pytest
 
@@ -22,10 +23,17 @@ def _quick(path):
 def test_solved_notebook_runs_offline(lab, solved, monkeypatch):
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
     path = solved / "notebooks" / f"{lab.notebook}.ipynb"
-    result = notebooks.execute_notebook(path, cwd=solved / "notebooks", pythonpath=solved, parameters=_quick(path), threads=1)
+    result = notebooks.execute_notebook(
+        path, cwd=solved / "notebooks", pythonpath=solved, parameters=_quick(path), threads=1
+    )
     assert result.error is None, str(result.error)[-3000:]
-    stderr = [o.text for c in result.notebook.cells if c.cell_type == "code" for o in c.outputs
-              if o.get("name") == "stderr" and "Warning" in o.get("text", "")]
+    stderr = [
+        o.text
+        for c in result.notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("name") == "stderr" and "Warning" in o.get("text", "")
+    ]
     assert not stderr, f"warnings printed: {stderr[:3]}"
 
 

@@ -11,6 +11,7 @@ The Colab case: IPython 7.34 (Colab's, which can't be upgraded there) with ``imp
 ``build/test-cache/`` (it can't share the venv with ipykernel's IPython); without the package index
 that test skips, saying so.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,9 @@ SCRIPT = textwrap.dedent(r'''
     shutil.copy(reference, student_file)
     with open(student_file, "a") as f:
         f.write("\nNEW_NAME = 42\n")
-    facts["fixed"] = run("assert labkit.saliency.NEW_NAME == 42 and check.saliency.input_gradients(verbose=False).passed")
+    facts["fixed"] = run(
+        "assert labkit.saliency.NEW_NAME == 42 and check.saliency.input_gradients(verbose=False).passed"
+    )
     print("FACTS" + json.dumps(facts))
 ''')
 
@@ -90,29 +93,59 @@ def _setup_cells() -> list[str]:
 
 def _ipython_7() -> Path:
     if not (IPYTHON_7 / "IPython").exists():
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(IPYTHON_7),
-               "ipython==7.34.0", "backcall", "pickleshare", "decorator"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(IPYTHON_7),
+            "ipython==7.34.0",
+            "backcall",
+            "pickleshare",
+            "decorator",
+        ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
         except subprocess.TimeoutExpired:
             done = None
         if done is None or done.returncode != 0:
             shutil.rmtree(IPYTHON_7, ignore_errors=True)
-            pytest.skip("IPython 7.34 (Colab's) is not installed in build/test-cache/ and pip could not fetch it "
-                        "(no package index?): " + (done.stderr.strip().splitlines()[-1] if done and done.stderr else "timeout"))
+            pytest.skip(
+                "IPython 7.34 (Colab's) is not installed in build/test-cache/ and pip could not fetch it "
+                "(no package index?): " + (done.stderr.strip().splitlines()[-1] if done and done.stderr else "timeout")
+            )
     return IPYTHON_7
 
 
 def _run(tmp_path: Path, extra_path: Path | None, block_imp: bool) -> dict:
     tree = tmp_path / "student"
     shutil.copytree(REPO / "labkit", tree / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
-    env = dict(os.environ, MPLBACKEND="Agg", LABKIT_OFFLINE="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(str(p) for p in (extra_path, tree) if p))
+    env = dict(
+        os.environ,
+        MPLBACKEND="Agg",
+        LABKIT_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(str(p) for p in (extra_path, tree) if p),
+    )
     if block_imp:
         env["BLOCK_IMP"] = "1"
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tree), str(SOLUTIONS / "labkit" / "saliency.py"), json.dumps(_setup_cells())],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(tree),
+            str(SOLUTIONS / "labkit" / "saliency.py"),
+            json.dumps(_setup_cells()),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     facts = next((line[5:] for line in done.stdout.splitlines() if line.startswith("FACTS")), None)
     assert facts, f"the shell did not finish:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -3,6 +3,7 @@
 Everything runs on tiny images (4-8 px, CIFAR-shaped 32 px random tensors) and tiny models, so
 the whole file takes seconds. The experiment pipeline is tested in tests/test_experiments.py.
 """
+
 import copy
 import math
 
@@ -50,11 +51,12 @@ def test_matches_torchattacks_pgdl2(impl):
 
     model = models.small_cnn(width=4, seed=0).eval()
     images, labels = _digits_like()
-    adv, targets = impl.make_adversarial_dataset(model, images, labels, eps=0.8, steps=6, step_size=0.2,
-                                                 mode="det", batch_size=10)
+    adv, targets = impl.make_adversarial_dataset(
+        model, images, labels, eps=0.8, steps=6, step_size=0.2, mode="det", batch_size=10
+    )
     atk = torchattacks.PGDL2(model, eps=0.8, alpha=0.2, steps=6, random_start=False)
     atk.set_mode_targeted_by_label(quiet=True)
-    expected = torch.cat([atk(images[s:s + 10], targets[s:s + 10]) for s in range(0, len(images), 10)])
+    expected = torch.cat([atk(images[s : s + 10], targets[s : s + 10]) for s in range(0, len(images), 10)])
     assert torch.equal(targets, (labels + 1) % 10)
     assert torch.allclose(adv, expected, atol=1e-5)
 
@@ -63,8 +65,9 @@ def test_matches_torchattacks_pgdl2(impl):
 def test_reuses_lab2_pgd(impl, lab2_reference):
     model = models.small_cnn(width=4, seed=1).eval()
     images, labels = _digits_like(seed=1)
-    adv, targets = impl.make_adversarial_dataset(model, images, labels, eps=1.0, steps=4, step_size=0.3,
-                                                 mode="rand", seed=5, batch_size=24)
+    adv, targets = impl.make_adversarial_dataset(
+        model, images, labels, eps=1.0, steps=4, step_size=0.3, mode="rand", seed=5, batch_size=24
+    )
     gen = torch.Generator().manual_seed(5)
     assert torch.equal(targets, (labels + torch.randint(1, 10, (24,), generator=gen)) % 10)
     expected = lab2_reference(model, images, targets, eps=1.0, step_size=0.3, steps=4, norm="l2", targeted=True)
@@ -77,8 +80,9 @@ def test_rand_targets_are_uniform_over_the_other_classes(impl):
     n = 5000
     images = torch.full((n, 3, 1, 1), 0.5)
     labels = torch.arange(n) % 5
-    _, targets = impl.make_adversarial_dataset(model, images, labels, eps=1e-3, steps=1, step_size=1e-3,
-                                               mode="rand", num_classes=5, batch_size=n)
+    _, targets = impl.make_adversarial_dataset(
+        model, images, labels, eps=1e-3, steps=1, step_size=1e-3, mode="rand", num_classes=5, batch_size=n
+    )
     shift = (targets - labels) % 5
     counts = torch.bincount(shift, minlength=5)
     assert counts[0] == 0

@@ -1,9 +1,10 @@
 """Lab 1: saliency maps. Public checks, Captum equality on the course model, bad input."""
+
 import functools
 
 import pytest
 import torch
-from captum.attr import GuidedBackprop, LayerGradCam, Occlusion
+from captum.attr import LayerGradCam, Occlusion
 
 from labkit.check import saliency as checks
 from labkit.check.toys import count_hooks, images, tiny_cnn
@@ -30,8 +31,13 @@ def small_photos(photos):
 def test_occlusion_equals_captum_on_the_course_model(impl, model, small_photos):
     x, t = small_photos
     ours = impl.occlusion(model, x, t, window=16, stride=8)
-    theirs = Occlusion(model).attribute(x, target=t, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
-                                        baselines=0.0, perturbations_per_eval=64).mean(1)
+    theirs = (
+        Occlusion(model)
+        .attribute(
+            x, target=t, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), baselines=0.0, perturbations_per_eval=64
+        )
+        .mean(1)
+    )
     assert (ours - theirs).abs().max() <= 1e-3 * theirs.abs().max()
 
 
@@ -58,7 +64,9 @@ def test_guided_backprop_on_the_course_model_leaves_it_untouched(impl, model, sm
     guided = impl.guided_backprop(model, x, t)
     assert guided.shape == x.shape and torch.isfinite(guided).all()
     plain = impl.input_gradients(model, x, t)
-    assert not torch.allclose(guided, plain), "guided backprop equals the plain gradient: the ReLU6 rule was not applied"
+    assert not torch.allclose(guided, plain), (
+        "guided backprop equals the plain gradient: the ReLU6 rule was not applied"
+    )
     assert [m.inplace for m in model.modules() if hasattr(m, "inplace")] == flags
     assert count_hooks(model) == 0
     with torch.no_grad():
@@ -161,6 +169,9 @@ def test_check_reports_todo_on_the_stub(capsys):
     report = checks.gradient_saliency(student.gradient_saliency)
     out = capsys.readouterr().out
     assert not report.passed and not report.implemented
-    with pytest.raises(NotImplementedError, match=r"gradient_saliency\(\) is not implemented yet: fill in its body in labkit/saliency.py"):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"gradient_saliency\(\) is not implemented yet: fill in its body in labkit/saliency.py",
+    ):
         assert report
     assert "not implemented yet" in out and "Traceback" not in out

@@ -1,4 +1,5 @@
 """Every exercise check must fail on the student stubs: a check that passes a stub is a bug."""
+
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -12,9 +13,25 @@ from labkit_course.repo import REPO, available_labs
 def test_every_exercise_check_fails_on_the_stub(lab, tmp_path):
     report = tmp_path / "report.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", f"tests/test_{lab.module}.py", "--impl=student", "-m", "exercise",
-         "-q", "-n", "0", "-p", "no:cacheprovider", f"--junitxml={report}"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"tests/test_{lab.module}.py",
+            "--impl=student",
+            "-m",
+            "exercise",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     cases = ET.parse(report).getroot().iter("testcase")
     results = {c.get("name"): [child.tag for child in c] for c in cases}

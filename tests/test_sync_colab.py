@@ -1,4 +1,5 @@
 """One repository URL (pyproject's [project.urls] Repository) drives every Colab cell and README badge."""
+
 from __future__ import annotations
 
 import re
@@ -53,9 +54,14 @@ def test_readme_badges_use_the_url():
 
 def test_sync_check_catches_a_url_mismatch():
     """With another URL, every notebook (solved and student) and the README are stale; nothing is written."""
-    before = {p: p.read_bytes() for p in [repo.REPO / "README.md",
-                                          *(repo.REPO / "notebooks").glob("*.ipynb"),
-                                          *(repo.SOLUTIONS / "notebooks").glob("*.ipynb")]}
+    before = {
+        p: p.read_bytes()
+        for p in [
+            repo.REPO / "README.md",
+            *(repo.REPO / "notebooks").glob("*.ipynb"),
+            *(repo.SOLUTIONS / "notebooks").glob("*.ipynb"),
+        ]
+    }
     stale = set(sync(check=True, url=FORK))
     assert repo.REPO / "README.md" in stale
     for lab in LABS:

@@ -1,4 +1,5 @@
 """labkit.check.toys: every toy's closed form (logits, gradient, attribution) against autograd, and the helpers."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -186,6 +187,7 @@ def test_assert_raises():
     def fails(exc):
         def fn():
             raise exc("bad n: got 0")
+
         return fn
 
     assert assert_raises(fails(ValueError), ValueError, match="got 0") == "bad n: got 0"
@@ -202,9 +204,12 @@ def test_assert_raises():
 def test_count_hooks_counts_every_kind_on_every_submodule():
     model = tiny_cnn()
     assert count_hooks(model) == 0
-    handles = [model.register_forward_pre_hook(lambda *a: None), model.conv1.register_forward_hook(lambda *a: None),
-               model.fc.register_full_backward_pre_hook(lambda *a: None),
-               model.features.register_full_backward_hook(lambda *a: None)]
+    handles = [
+        model.register_forward_pre_hook(lambda *a: None),
+        model.conv1.register_forward_hook(lambda *a: None),
+        model.fc.register_full_backward_pre_hook(lambda *a: None),
+        model.features.register_full_backward_hook(lambda *a: None),
+    ]
     assert count_hooks(model) == 4
     for h in handles:
         h.remove()

@@ -1,4 +1,5 @@
 """labkit.validate: every message says what was expected and what was given."""
+
 import numpy as np
 import pytest
 import torch

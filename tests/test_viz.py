@@ -1,4 +1,5 @@
 """labkit.viz: every plot returns a figure with the expected panels and sane values."""
+
 import matplotlib
 
 matplotlib.use("Agg")

@@ -8,6 +8,7 @@ one callable per exercise. An unfinished exercise reports "not implemented
 yet" instead of a traceback. The tiny models they test with, and their
 assertions, are in ``labkit.check.toys``.
 """
+
 import importlib
 
 from labkit.labs import MODULES as _LABS

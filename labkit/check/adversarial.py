@@ -4,6 +4,7 @@ Run them in the notebook (``check.adversarial.fgsm()``) or with pytest. They use
 tiny deterministic models (:mod:`labkit.check.toys`), most of them linear, so that
 the input gradients are known in closed form; each check takes well under a second.
 """
+
 from __future__ import annotations
 
 import torch
@@ -56,8 +57,10 @@ def linear_adversarial_formula(fn):
     assert_close(out, x + 0.1 * torch.sign(w[3] - w[1]), "linear_adversarial(w, x, 1, 3, 0.1)", rtol=0, atol=TOL)
 
 
-@check("raises the score gap s[target] - s[label] by exactly eps * ||W[target] - W[label]||_1",
-       hint="the direction that most raises a dot product under |delta_i| <= eps is eps * sign(...)")
+@check(
+    "raises the score gap s[target] - s[label] by exactly eps * ||W[target] - W[label]||_1",
+    hint="the direction that most raises a dot product under |delta_i| <= eps is eps * sign(...)",
+)
 def linear_adversarial_gap(fn):
     w, x = _linear_problem(seed=1, c=3, d=100)
     out = fn(w, x, 0, 2, 0.05)
@@ -78,8 +81,10 @@ def linear_adversarial_batch(fn):
 # --------------------------------------------------------------------------
 # fgsm
 # --------------------------------------------------------------------------
-@check("untargeted: equals clamp(x + eps * sign(grad of the loss), 0, 1) on a linear model",
-       hint="loss = F.cross_entropy(model(x), labels); grad with torch.autograd.grad on the input")
+@check(
+    "untargeted: equals clamp(x + eps * sign(grad of the loss), 0, 1) on a linear model",
+    hint="loss = F.cross_entropy(model(x), labels); grad with torch.autograd.grad on the input",
+)
 def fgsm_untargeted(fn):
     model, x = LinearClassifier(size=4, bias_scale=0.1), images(4, 4, seed=1)
     labels = torch.tensor([0, 1, 2, 3])
@@ -97,8 +102,10 @@ def fgsm_targeted(fn):
     assert_close(fn(model, x, targets, 0.05, targeted=True), expected, "fgsm(..., targeted=True)", rtol=0, atol=TOL)
 
 
-@check("stays in [0,1] and in the eps-ball, returns a detached tensor, leaves the input unchanged",
-       hint="clamp to [0,1]; .detach() the result; don't modify images in place")
+@check(
+    "stays in [0,1] and in the eps-ball, returns a detached tensor, leaves the input unchanged",
+    hint="clamp to [0,1]; .detach() the result; don't modify images in place",
+)
 def fgsm_constraints(fn):
     model, x = OneConvReluNet(), images(3, 8, seed=3)
     x[0, :, :2] = 0.0
@@ -112,27 +119,46 @@ def fgsm_constraints(fn):
 # --------------------------------------------------------------------------
 # pgd
 # --------------------------------------------------------------------------
-@check("linf, one step of size eps: equals FGSM's clamp(x + eps * sign(grad), 0, 1)",
-       hint="step: adv + step_size * grad.sign(); project: clip adv to [x - eps, x + eps], then to [0,1]")
+@check(
+    "linf, one step of size eps: equals FGSM's clamp(x + eps * sign(grad), 0, 1)",
+    hint="step: adv + step_size * grad.sign(); project: clip adv to [x - eps, x + eps], then to [0,1]",
+)
 def pgd_linf_step(fn):
     model, x = LinearClassifier(size=4, bias_scale=0.1), images(4, 4, seed=4)
     labels = torch.tensor([1, 2, 3, 4])
     expected = fgsm_closed_form(model, x, labels, 0.02)
-    assert_close(fn(model, x, labels, 0.02, 0.02, 1), expected,
-                 "pgd(model, x, labels, eps=0.02, step_size=0.02, steps=1)", rtol=0, atol=TOL)
+    assert_close(
+        fn(model, x, labels, 0.02, 0.02, 1),
+        expected,
+        "pgd(model, x, labels, eps=0.02, step_size=0.02, steps=1)",
+        rtol=0,
+        atol=TOL,
+    )
 
 
-@check("l2, one step: moves step_size along grad / ||grad||_2, or eps if step_size > eps",
-       hint="normalize the gradient per image (flatten(1).norm(dim=1)); rescale delta to norm eps when it is longer")
+@check(
+    "l2, one step: moves step_size along grad / ||grad||_2, or eps if step_size > eps",
+    hint="normalize the gradient per image (flatten(1).norm(dim=1)); rescale delta to norm eps when it is longer",
+)
 def pgd_l2_step(fn):
     model, x = LinearClassifier(size=4, bias_scale=0.1), images(4, 4, seed=5, lo=0.2, hi=0.8)
     labels = torch.tensor([0, 0, 1, 1])
     g = loss_gradient(model, x, labels)
     unit = g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-    assert_close(fn(model, x, labels, 0.5, 0.1, 1, norm="l2"), (x + 0.1 * unit).clamp(0, 1),
-                 "pgd(..., eps=0.5, step_size=0.1, steps=1, norm='l2')", rtol=0, atol=TOL)
-    assert_close(fn(model, x, labels, 0.05, 0.1, 1, norm="l2"), (x + 0.05 * unit).clamp(0, 1),
-                 "pgd(..., eps=0.05, step_size=0.1, steps=1, norm='l2') (projected back to the ball)", rtol=0, atol=TOL)
+    assert_close(
+        fn(model, x, labels, 0.5, 0.1, 1, norm="l2"),
+        (x + 0.1 * unit).clamp(0, 1),
+        "pgd(..., eps=0.5, step_size=0.1, steps=1, norm='l2')",
+        rtol=0,
+        atol=TOL,
+    )
+    assert_close(
+        fn(model, x, labels, 0.05, 0.1, 1, norm="l2"),
+        (x + 0.05 * unit).clamp(0, 1),
+        "pgd(..., eps=0.05, step_size=0.1, steps=1, norm='l2') (projected back to the ball)",
+        rtol=0,
+        atol=TOL,
+    )
 
 
 @check("linf and l2, many steps: stays in [0,1] and inside the eps-ball", hint="project after every step")
@@ -143,8 +169,10 @@ def pgd_constraints(fn):
         _assert_attack_output(adv, x, eps, norm)
 
 
-@check("untargeted PGD raises the loss of the labels; targeted PGD reaches the targets",
-       hint="untargeted: ascend the loss of labels; targeted: descend the loss of the targets")
+@check(
+    "untargeted PGD raises the loss of the labels; targeted PGD reaches the targets",
+    hint="untargeted: ascend the loss of labels; targeted: descend the loss of the targets",
+)
 def pgd_effect(fn):
     model, x = OneConvReluNet(), images(4, 8, seed=7)
     with torch.no_grad():
@@ -160,8 +188,10 @@ def pgd_effect(fn):
     assert hit == 1.0, f"targeted PGD with a large eps should reach every target; reached {hit:.0%}"
 
 
-@check("random_start is deterministic given seed, differs across seeds, and stays in the ball",
-       hint="draw the start with a torch.Generator seeded with `seed`")
+@check(
+    "random_start is deterministic given seed, differs across seeds, and stays in the ball",
+    hint="draw the start with a torch.Generator seeded with `seed`",
+)
 def pgd_random_start(fn):
     model, x = OneConvReluNet(), images(2, 8, seed=8)
     for norm, eps in (("linf", 0.05), ("l2", 0.5)):
@@ -198,19 +228,25 @@ def _predicted(model, image) -> int:
 
 def _assert_first_hit(model, image, target, lr, steps):
     """``steps`` is the first step count at which the walk reaches ``target``."""
-    assert isinstance(steps, int) or (isinstance(steps, torch.Tensor) and steps.numel() == 1), \
+    assert isinstance(steps, int) or (isinstance(steps, torch.Tensor) and steps.numel() == 1), (
         f"steps should be an int; got {type(steps).__name__}"
+    )
     steps = int(steps)
     assert steps >= 0, f"steps is {steps}"
-    assert _predicted(model, _walked(model, image, target, lr, steps)) == target, \
+    assert _predicted(model, _walked(model, image, target, lr, steps)) == target, (
         f"after {steps} steps of size lr the model does not predict the target yet: count the steps you took"
+    )
     early = [k for k in range(steps) if _predicted(model, _walked(model, image, target, lr, k)) == target]
-    assert not early, (f"returned {steps} steps, but the model already predicts the target after {early[0]}: "
-                       "check the prediction before each step, and stop as soon as it is the target")
+    assert not early, (
+        f"returned {steps} steps, but the model already predicts the target after {early[0]}: "
+        "check the prediction before each step, and stop as soon as it is the target"
+    )
 
 
-@check("reaches the target and returns (image, steps) with the right number of steps on a linear model",
-       hint="ascend the target *logit* with step lr * g / g.norm(); check the prediction before each step")
+@check(
+    "reaches the target and returns (image, steps) with the right number of steps on a linear model",
+    hint="ascend the target *logit* with step lr * g / g.norm(); check the prediction before each step",
+)
 def fooling_image_steps(fn):
     model = _fooling_model()
     image = images(1, 6, seed=9, lo=0.45, hi=0.55)
@@ -223,12 +259,19 @@ def fooling_image_steps(fn):
     assert got == target, f"the returned image is classified as {got}, not the target {target}"
     _assert_first_hit(model, image, target, 0.05, steps)
     assert int(steps) > 0, "this image needs at least one step"
-    assert_close(fooled, _walked(model, image, target, 0.05, int(steps)),
-                 f"the image after {int(steps)} steps of lr * W[target] / ||W[target]||", rtol=0, atol=1e-4)
+    assert_close(
+        fooled,
+        _walked(model, image, target, 0.05, int(steps)),
+        f"the image after {int(steps)} steps of lr * W[target] / ||W[target]||",
+        rtol=0,
+        atol=1e-4,
+    )
 
 
-@check("returns 0 steps and the unchanged image when the model already predicts the target",
-       hint="test the prediction before taking a step")
+@check(
+    "returns 0 steps and the unchanged image when the model already predicts the target",
+    hint="test the prediction before taking a step",
+)
 def fooling_image_zero_steps(fn):
     model = _fooling_model()
     image = images(1, 6, seed=10)
@@ -239,8 +282,10 @@ def fooling_image_zero_steps(fn):
     assert_close(fooled, image, "the returned image", rtol=0, atol=TOL)
 
 
-@check("raises NotFooled (a RuntimeError) when max_steps is too small",
-       hint="after the loop, raise NotFooled(...) with a message that says what to change")
+@check(
+    "raises NotFooled (a RuntimeError) when max_steps is too small",
+    hint="after the loop, raise NotFooled(...) with a message that says what to change",
+)
 def fooling_image_raises(fn):
     model = _fooling_model()
     image = images(1, 6, seed=9, lo=0.45, hi=0.55)
@@ -248,17 +293,32 @@ def fooling_image_raises(fn):
     _, need = fn(model, image, target, lr=0.01, max_steps=500)  # enough steps: no error
     _assert_first_hit(model, image, target, 0.01, need)
     need, few = int(need), max(1, int(need) - 1)
-    assert_raises(lambda: fn(model, image, target, lr=0.01, max_steps=few), RuntimeError,
-                  what=f"max_steps={few} (it needs {need} steps)")
+    assert_raises(
+        lambda: fn(model, image, target, lr=0.01, max_steps=few),
+        RuntimeError,
+        what=f"max_steps={few} (it needs {need} steps)",
+    )
 
 
-linear_adversarial = Exercise("adversarial", "linear_adversarial", [
-    linear_adversarial_formula, linear_adversarial_gap, linear_adversarial_batch,
-])
+linear_adversarial = Exercise(
+    "adversarial",
+    "linear_adversarial",
+    [
+        linear_adversarial_formula,
+        linear_adversarial_gap,
+        linear_adversarial_batch,
+    ],
+)
 fgsm = Exercise("adversarial", "fgsm", [fgsm_untargeted, fgsm_targeted, fgsm_constraints])
 pgd = Exercise("adversarial", "pgd", [pgd_linf_step, pgd_l2_step, pgd_constraints, pgd_effect, pgd_random_start])
-fooling_image = Exercise("adversarial", "fooling_image", [
-    fooling_image_steps, fooling_image_zero_steps, fooling_image_raises,
-])
+fooling_image = Exercise(
+    "adversarial",
+    "fooling_image",
+    [
+        fooling_image_steps,
+        fooling_image_zero_steps,
+        fooling_image_raises,
+    ],
+)
 
 EXERCISES = [linear_adversarial, fgsm, pgd, fooling_image]

@@ -7,6 +7,7 @@ form (one step; a model that only pulls towards gray; a model that ignores its
 input), determinism and the target logit going up. The exact outputs of the
 loops on random inputs are left to the hidden tests.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,20 +29,27 @@ def _module_of(fn):
 @check("shifts right by ox and down by oy, circularly (exact)", hint="torch.roll(img, shifts=(oy, ox), dims=(2, 3))")
 def jitter_exact(fn):
     x = torch.tensor([[0.0, 1, 2], [3, 4, 5]]).view(1, 1, 2, 3)
-    for (ox, oy), rows in [((1, 0), [[2, 0, 1], [5, 3, 4]]), ((0, 1), [[3, 4, 5], [0, 1, 2]]),
-                           ((-1, 1), [[4, 5, 3], [1, 2, 0]]), ((4, -3), [[5, 3, 4], [2, 0, 1]])]:
+    for (ox, oy), rows in [
+        ((1, 0), [[2, 0, 1], [5, 3, 4]]),
+        ((0, 1), [[3, 4, 5], [0, 1, 2]]),
+        ((-1, 1), [[4, 5, 3], [1, 2, 0]]),
+        ((4, -3), [[5, 3, 4], [2, 0, 1]]),
+    ]:
         out = fn(x, ox, oy)
-        assert isinstance(out, torch.Tensor) and out.shape == x.shape, \
+        assert isinstance(out, torch.Tensor) and out.shape == x.shape, (
             f"jitter(x, {ox}, {oy}): expected shape (1,1,2,3)"
-        assert out.view(2, 3).tolist() == rows, \
+        )
+        assert out.view(2, 3).tolist() == rows, (
             f"jitter({x.view(2, 3).tolist()}, {ox}, {oy}) gave {out.view(2, 3).tolist()}, expected {rows}"
+        )
     x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).view(2, 3, 5, 7)
     for ox, oy in [(3, -2), (-9, 11)]:
         out = fn(x, ox, oy)
         for i, j in [(0, 0), (4, 6), (2, 3)]:  # pixel (i, j) lands on ((i + oy) % H, (j + ox) % W)
             moved = out[:, :, (i + oy) % 5, (j + ox) % 7]
-            assert torch.equal(moved, x[:, :, i, j]), \
+            assert torch.equal(moved, x[:, :, i, j]), (
                 f"jitter(x, {ox}, {oy}): pixel ({i}, {j}) is not at ({(i + oy) % 5}, {(j + ox) % 7})"
+            )
 
 
 @check("jittering back by (-ox, -oy) gives the image back, bit for bit; the input is untouched")
@@ -59,15 +67,22 @@ jitter = Exercise("classviz", "jitter", [jitter_exact, jitter_inverse])
 # --------------------------------------------------------------------------
 # blur
 # --------------------------------------------------------------------------
-@check("equals scipy's gaussian_filter1d along H then W (mode='reflect', truncate=4)",
-       hint="radius r = int(4*sigma + 0.5); pad with pad_symmetric; conv2d with groups=C, once per axis")
+@check(
+    "equals scipy's gaussian_filter1d along H then W (mode='reflect', truncate=4)",
+    hint="radius r = int(4*sigma + 0.5); pad with pad_symmetric; conv2d with groups=C, once per axis",
+)
 def blur_matches_scipy(fn):
     x = torch.rand(2, 3, 11, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     from scipy.ndimage import gaussian_filter1d
 
     for sigma in (0.5, 1.0, 2.5):
-        scipy = gaussian_filter1d(gaussian_filter1d(x.numpy(), sigma, axis=2, mode="reflect", truncate=4.0),
-                                  sigma, axis=3, mode="reflect", truncate=4.0)
+        scipy = gaussian_filter1d(
+            gaussian_filter1d(x.numpy(), sigma, axis=2, mode="reflect", truncate=4.0),
+            sigma,
+            axis=3,
+            mode="reflect",
+            truncate=4.0,
+        )
         assert_close(fn(x, sigma), torch.from_numpy(scipy), f"blur(x, {sigma})", rtol=0, atol=1e-9)
 
 
@@ -85,8 +100,10 @@ blur = Exercise("classviz", "blur", [blur_matches_scipy, blur_constant])
 # --------------------------------------------------------------------------
 # class_visualization_step
 # --------------------------------------------------------------------------
-@check("one step raises the target logit (sign of the gradient)",
-       hint="gradient *ascent*: img + lr * grad / ||grad||, with the gradient of the logit w.r.t. the input")
+@check(
+    "one step raises the target logit (sign of the gradient)",
+    hint="gradient *ascent*: img + lr * grad / ||grad||, with the gradient of the logit w.r.t. the input",
+)
 def class_visualization_step_raises_logit(fn):
     model = SmoothConvNet()
     x = images(3, 16, seed=3, lo=0.2, hi=0.8)
@@ -97,8 +114,10 @@ def class_visualization_step_raises_logit(fn):
     assert (after > before).all(), f"target logits went from {before.tolist()} to {after.tolist()}"
 
 
-@check("on a linear model the step is exactly x + lr * g/||g|| with g = W[t] - 2*l2_reg*(x - 0.5)",
-       hint="normalize the gradient by its L2 norm per image, then clamp to [0,1]")
+@check(
+    "on a linear model the step is exactly x + lr * g/||g|| with g = W[t] - 2*l2_reg*(x - 0.5)",
+    hint="normalize the gradient by its L2 norm per image, then clamp to [0,1]",
+)
 def class_visualization_step_exact_linear(fn):
     model = LinearClassifier(size=8, num_classes=5, scale=0.01)
     x = images(2, 8, seed=4, lo=0.25, hi=0.75)
@@ -109,8 +128,10 @@ def class_visualization_step_exact_linear(fn):
         assert_close(out, expected, f"step with l2_reg={l2}", rtol=0, atol=1e-5)
 
 
-@check("with a constant model, the L2 term alone moves the image straight towards gray by lr",
-       hint="the objective is logit - l2_reg * ||img - 0.5||^2: its gradient is -2 l2_reg (img - 0.5)")
+@check(
+    "with a constant model, the L2 term alone moves the image straight towards gray by lr",
+    hint="the objective is logit - l2_reg * ||img - 0.5||^2: its gradient is -2 l2_reg (img - 0.5)",
+)
 def class_visualization_step_l2_towards_gray(fn):
     model = LinearClassifier(size=8, num_classes=5, scale=0.0)
     x = images(1, 8, seed=5)
@@ -132,18 +153,26 @@ def class_visualization_step_contract(fn):
     assert not out.requires_grad, "return a detached tensor (img.detach() + ...)"
 
 
-class_visualization_step = Exercise("classviz", "class_visualization_step", [
-    class_visualization_step_raises_logit, class_visualization_step_exact_linear,
-    class_visualization_step_l2_towards_gray, class_visualization_step_contract,
-])
+class_visualization_step = Exercise(
+    "classviz",
+    "class_visualization_step",
+    [
+        class_visualization_step_raises_logit,
+        class_visualization_step_exact_linear,
+        class_visualization_step_l2_towards_gray,
+        class_visualization_step_contract,
+    ],
+)
 
 
 # --------------------------------------------------------------------------
 # visualize_class
 # --------------------------------------------------------------------------
-@check("one step is: draw (ox, oy), jitter, step, jitter back, blur (closed form on a linear model)",
-       hint="init from the generator first (when init is None), then per step torch.randint(-max_jitter, "
-            "max_jitter + 1, (2,), generator=gen); blur when t % blur_every == 0, then clamp")
+@check(
+    "one step is: draw (ox, oy), jitter, step, jitter back, blur (closed form on a linear model)",
+    hint="init from the generator first (when init is None), then per step torch.randint(-max_jitter, "
+    "max_jitter + 1, (2,), generator=gen); blur when t % blur_every == 0, then clamp",
+)
 def visualize_class_one_step(fn):
     from scipy.ndimage import gaussian_filter1d
 
@@ -170,15 +199,18 @@ def visualize_class_one_step(fn):
     assert torch.equal(photo, keep), "visualize_class modified init in place"
 
 
-@check("many jittered steps of a model that only pulls towards gray walk straight to gray by lr per step",
-       hint="jitter back by (-ox, -oy) after every step; take exactly `steps` steps")
+@check(
+    "many jittered steps of a model that only pulls towards gray walk straight to gray by lr per step",
+    hint="jitter back by (-ox, -oy) after every step; take exactly `steps` steps",
+)
 def visualize_class_towards_gray(fn):
     model = LinearClassifier(size=8, num_classes=5, scale=0.0)  # the logit's gradient is 0: only the L2 term acts
     photo = images(1, 8, seed=8)
     d = photo - 0.5
     out = fn(model, 3, steps=6, init=photo, l2_reg=1.0, lr=0.25, blur_every=0, max_jitter=4, seed=5)
-    assert_close(out, 0.5 + d * (1 - 6 * 0.25 / d.norm()), "6 steps of the L2 term alone, with jitter",
-                 rtol=0, atol=1e-5)
+    assert_close(
+        out, 0.5 + d * (1 - 6 * 0.25 / d.norm()), "6 steps of the L2 term alone, with jitter", rtol=0, atol=1e-5
+    )
 
 
 def _assert_seeded(run, seed: int, other: int):
@@ -206,26 +238,35 @@ def visualize_class_raises_and_calls_back(fn):
     assert all(s == (1, 3, 16, 16) for _, s in calls), "callback should receive the current image (1,3,H,W)"
 
 
-visualize_class = Exercise("classviz", "visualize_class", [
-    visualize_class_one_step, visualize_class_towards_gray, visualize_class_deterministic,
-    visualize_class_raises_and_calls_back,
-])
+visualize_class = Exercise(
+    "classviz",
+    "visualize_class",
+    [
+        visualize_class_one_step,
+        visualize_class_towards_gray,
+        visualize_class_deterministic,
+        visualize_class_raises_and_calls_back,
+    ],
+)
 
 
 # --------------------------------------------------------------------------
 # visualize_class_robust
 # --------------------------------------------------------------------------
-@check("returns (N,3,H,W) in [0,1]; scores a random_transform of the Fourier image drawn from the seed's generator",
-       hint="params = fourier_init(n, size, generator=gen).requires_grad_(True); per step: "
-            "fourier_to_image, random_transform(img, gen, ...), loss = -logit, Adam step")
+@check(
+    "returns (N,3,H,W) in [0,1]; scores a random_transform of the Fourier image drawn from the seed's generator",
+    hint="params = fourier_init(n, size, generator=gen).requires_grad_(True); per step: "
+    "fourier_to_image, random_transform(img, gen, ...), loss = -logit, Adam step",
+)
 def visualize_class_robust_first_input(fn):
     mod = _module_of(fn)
     model = SmoothConvNet()
     forwards = record_forwards(model)
     kw = dict(decay=0.8, pad=4, max_jitter=2, scale_range=(0.95, 1.05), max_rotation=5.0)
     out = fn(model, [2, 9], steps=3, seed=3, lr=0.1, **kw)
-    assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 16, 16), \
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 16, 16), (
         f"expected (2,3,16,16), got {tuple(getattr(out, 'shape', ()))}"
+    )
     assert float(out.min()) >= 0 and float(out.max()) <= 1, "the image must be in [0,1]"
     assert not out.requires_grad, "return a detached image"
     assert len(forwards) == 3, f"expected one forward pass per step (3), counted {len(forwards)}"
@@ -235,8 +276,10 @@ def visualize_class_robust_first_input(fn):
     assert_close(forwards[0].input, first, "the model's input at the first step", rtol=0, atol=1e-5)
 
 
-@check("with a model that ignores its input, Adam does not move: the result is the starting Fourier image",
-       hint="Adam([params], lr=lr) on -logit; return fourier_to_image(params, size, decay) after the loop")
+@check(
+    "with a model that ignores its input, Adam does not move: the result is the starting Fourier image",
+    hint="Adam([params], lr=lr) on -logit; return fourier_to_image(params, size, decay) after the loop",
+)
 def visualize_class_robust_constant_model(fn):
     mod = _module_of(fn)
     model = LinearClassifier(size=12, num_classes=5, scale=0.0)  # constant logits: the gradient is 0
@@ -260,10 +303,16 @@ def visualize_class_robust_raises_logit(fn):
     assert model(out)[0, 8] > model(start)[0, 8] + 0.1, "the target logit did not go up: minimize -logit"
 
 
-visualize_class_robust = Exercise("classviz", "visualize_class_robust", [
-    visualize_class_robust_first_input, visualize_class_robust_constant_model, visualize_class_robust_deterministic,
-    visualize_class_robust_raises_logit,
-])
+visualize_class_robust = Exercise(
+    "classviz",
+    "visualize_class_robust",
+    [
+        visualize_class_robust_first_input,
+        visualize_class_robust_constant_model,
+        visualize_class_robust_deterministic,
+        visualize_class_robust_raises_logit,
+    ],
+)
 
 
 #: Every exercise of the lab, in notebook order.

@@ -4,6 +4,7 @@ Every check uses tiny deterministic models (:class:`labkit.check.toys.PooledLine
 and small images, so each one runs in well under a second. The same functions run in
 pytest (tests/test_noise.py).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,15 +20,27 @@ KINDS = ("gaussian", "uniform", "seed000")
 
 def _probe_frame() -> pd.DataFrame:
     """A hand-made probe() result: model b has a tie between classes 7 and 3."""
-    rows = [("a", 5, 0.9), ("a", 5, 0.7), ("a", 2, 0.2), ("a", 5, 0.4), ("a", 8, 0.1),
-            ("b", 7, 0.3), ("b", 3, 0.6), ("b", 7, 0.5), ("b", 3, 0.35), ("b", 1, 0.05)]
-    return pd.DataFrame({
-        "model": [r[0] for r in rows],
-        "image": [0, 1, 2, 3, 4] * 2,
-        "class_index": [r[1] for r in rows],
-        "class_name": [f"c{r[1]}" for r in rows],
-        "confidence": [r[2] for r in rows],
-    })
+    rows = [
+        ("a", 5, 0.9),
+        ("a", 5, 0.7),
+        ("a", 2, 0.2),
+        ("a", 5, 0.4),
+        ("a", 8, 0.1),
+        ("b", 7, 0.3),
+        ("b", 3, 0.6),
+        ("b", 7, 0.5),
+        ("b", 3, 0.35),
+        ("b", 1, 0.05),
+    ]
+    return pd.DataFrame(
+        {
+            "model": [r[0] for r in rows],
+            "image": [0, 1, 2, 3, 4] * 2,
+            "class_index": [r[1] for r in rows],
+            "class_name": [f"c{r[1]}" for r in rows],
+            "confidence": [r[2] for r in rows],
+        }
+    )
 
 
 # --------------------------------------------------------------------------- noise_images
@@ -35,11 +48,13 @@ def _probe_frame() -> pd.DataFrame:
 def noise_images_shape_range(fn):
     for kind in KINDS:
         x = fn(3, size=8, kind=kind, seed=1)
-        assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, \
+        assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, (
             f"{kind}: expected a float32 tensor, got {type(x).__name__} {getattr(x, 'dtype', '')}"
+        )
         assert tuple(x.shape) == (3, 3, 8, 8), f"{kind}: expected shape (3,3,8,8), got {tuple(x.shape)}"
-        assert float(x.min()) >= 0 and float(x.max()) <= 1, \
+        assert float(x.min()) >= 0 and float(x.max()) <= 1, (
             f"{kind}: values must be in [0,1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]"
+        )
 
 
 @check("same seed, same images; another seed, other images")
@@ -50,8 +65,10 @@ def noise_images_reproducible(fn):
         assert not torch.equal(a, c), f"{kind}: seed=5 and seed=6 give the same images"
 
 
-@check('"gaussian" and "uniform" draw from torch.Generator().manual_seed(seed)',
-       hint="gaussian: (0.5 + 0.25 * torch.randn(..., generator=g)).clamp(0, 1); uniform: torch.rand(..., generator=g)")
+@check(
+    '"gaussian" and "uniform" draw from torch.Generator().manual_seed(seed)',
+    hint="gaussian: (0.5 + 0.25 * torch.randn(..., generator=g)).clamp(0, 1); uniform: torch.rand(..., generator=g)",
+)
 def noise_images_torch_kinds(fn):
     g = torch.Generator().manual_seed(3)
     expected = (0.5 + 0.25 * torch.randn(2, 3, 6, 6, generator=g)).clamp(0, 1)
@@ -59,9 +76,11 @@ def noise_images_torch_kinds(fn):
     assert_close(fn(2, 6, "uniform", 3), images(2, 6, seed=3), "uniform vs torch.rand", rtol=1e-5, atol=1e-6)
 
 
-@check('"seed000" reproduces the seed: standard_normal * 255 cast to uint8 (it wraps!)',
-       hint="np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255; "
-            "truncate, wrap mod 256; channels first; / 255")
+@check(
+    '"seed000" reproduces the seed: standard_normal * 255 cast to uint8 (it wraps!)',
+    hint="np.random.default_rng(seed).standard_normal((n, size, size, 3)) * 255; "
+    "truncate, wrap mod 256; channels first; / 255",
+)
 def noise_images_seed000(fn):
     got = fn(2, 6, "seed000", 4)
     assert isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 6, 6), "expected a tensor of shape (2,3,6,6)"
@@ -71,8 +90,10 @@ def noise_images_seed000(fn):
     # each level is congruent, modulo 256, to trunc(255 z) for the seed's normal draw z (channels last)
     z = np.random.default_rng(4).standard_normal((2, 6, 6, 3)).transpose(0, 3, 1, 2)
     off = np.mod(levels.round() - np.trunc(255 * z), 256)
-    assert np.all(off == 0), (f"{int((off != 0).sum())} of {off.size} values differ from the seed's generator "
-                              "(trunc(255 z) wrapped modulo 256, channels first)")
+    assert np.all(off == 0), (
+        f"{int((off != 0).sum())} of {off.size} values differ from the seed's generator "
+        "(trunc(255 z) wrapped modulo 256, channels first)"
+    )
 
 
 @check("an unknown kind or n < 1 raises ValueError")
@@ -82,10 +103,17 @@ def noise_images_bad_input(fn):
     assert_raises(lambda: fn(0, 8, "gaussian"), ValueError, what="n=0")
 
 
-noise_images = Exercise("noise", "noise_images", [
-    noise_images_shape_range, noise_images_reproducible, noise_images_torch_kinds, noise_images_seed000,
-    noise_images_bad_input,
-])
+noise_images = Exercise(
+    "noise",
+    "noise_images",
+    [
+        noise_images_shape_range,
+        noise_images_reproducible,
+        noise_images_torch_kinds,
+        noise_images_seed000,
+        noise_images_bad_input,
+    ],
+)
 
 
 # --------------------------------------------------------------------------- probe
@@ -98,8 +126,9 @@ def probe_layout(fn):
     models, x = _probe_inputs()
     df = fn(models, x, batch_size=2)
     assert isinstance(df, pd.DataFrame), f"expected a DataFrame, got {type(df).__name__}"
-    assert list(df.columns) == ["model", "image", "class_index", "class_name", "confidence"], \
+    assert list(df.columns) == ["model", "image", "class_index", "class_name", "confidence"], (
         f"columns are {list(df.columns)}"
+    )
     assert len(df) == 10, f"2 models x 5 images should give 10 rows, got {len(df)}"
     assert list(df["model"]) == ["tiny0"] * 5 + ["tiny1"] * 5, "rows must be grouped by model, in the dict's order"
     assert list(df["image"]) == [0, 1, 2, 3, 4] * 2, "image must be the index of the image in the batch"
@@ -115,15 +144,19 @@ def probe_values(fn):
         rows = df[df["model"] == name]
         probs = model(x).softmax(-1)
         conf, idx = probs.max(-1)
-        assert np.allclose(rows["confidence"].to_numpy(dtype=float), conf.numpy(), atol=1e-5), \
+        assert np.allclose(rows["confidence"].to_numpy(dtype=float), conf.numpy(), atol=1e-5), (
             f"{name}: confidences differ from max softmax"
+        )
         assert rows["class_index"].tolist() == idx.tolist(), f"{name}: class_index differs from argmax"
-        assert rows["class_name"].tolist() == [imagenet_classes()[i] for i in idx.tolist()], \
+        assert rows["class_name"].tolist() == [imagenet_classes()[i] for i in idx.tolist()], (
             f"{name}: class_name is not the ImageNet name"
+        )
 
 
-@check("runs in batches of batch_size under torch.inference_mode()",
-       hint="with torch.inference_mode(): ... images[i:i+batch_size]")
+@check(
+    "runs in batches of batch_size under torch.inference_mode()",
+    hint="with torch.inference_mode(): ... images[i:i+batch_size]",
+)
 def probe_batches(fn):
     model = PooledLinear(seed=2)
     forwards = record_forwards(model)
@@ -153,20 +186,23 @@ probe = Exercise("noise", "probe", [probe_layout, probe_values, probe_batches, p
 def summarize_layout(fn):
     table = fn(_probe_frame())
     assert isinstance(table, pd.DataFrame), f"expected a DataFrame, got {type(table).__name__}"
-    assert list(table.index) == ["count", "mean", "std", "min", "25%", "50%", "75%", "max"], \
+    assert list(table.index) == ["count", "mean", "std", "min", "25%", "50%", "75%", "max"], (
         f"rows are {list(table.index)}"
+    )
     assert list(table.columns) == ["a", "b"], f"columns are {list(table.columns)}"
 
 
-@check("the values are pandas' describe() of each model's confidence",
-       hint="df.groupby('model')['confidence'].describe()")
+@check(
+    "the values are pandas' describe() of each model's confidence", hint="df.groupby('model')['confidence'].describe()"
+)
 def summarize_values(fn):
     df = _probe_frame()
     table = fn(df)
     for name in ("a", "b"):
         expected = df.loc[df["model"] == name, "confidence"].describe()
-        assert np.allclose(table[name].to_numpy(dtype=float), expected.to_numpy()), \
+        assert np.allclose(table[name].to_numpy(dtype=float), expected.to_numpy()), (
             f"column {name!r} differs from describe()"
+        )
 
 
 summarize = Exercise("noise", "summarize", [summarize_layout, summarize_values])
@@ -195,8 +231,10 @@ class_counts = Exercise("noise", "class_counts", [class_counts_values, class_cou
 
 
 # --------------------------------------------------------------------------- maximize_confidence
-@check("one step is one Adam step on -log_softmax[target]: x - lr * g / (|g| + 1e-8), clamped",
-       hint="Adam on x, loss = -log_softmax(...)[target] summed, clamp after each step")
+@check(
+    "one step is one Adam step on -log_softmax[target]: x - lr * g / (|g| + 1e-8), clamped",
+    hint="Adam on x, loss = -log_softmax(...)[target] summed, clamp after each step",
+)
 def maximize_confidence_first_step(fn):
     model = PooledLinear(seed=3, scale=1.0)
     x = images(3, 8, seed=1)
@@ -223,8 +261,9 @@ def maximize_confidence_confidences(fn):
         what = f"the confidences vs the target's softmax at the returned images {expected.tolist()}"
         assert_close(got_c, expected, what, rtol=1e-5, atol=1e-5)
         confidences.append(got_c)
-    assert bool((confidences[1] > confidences[0]).all()), \
+    assert bool((confidences[1] > confidences[0]).all()), (
         f"8 steps gave less confidence than 2: {confidences[0].tolist()} -> {confidences[1].tolist()}"
+    )
 
 
 @check("target=None keeps the current top class; confidence rises; images stay in [0,1]; input untouched")
@@ -247,14 +286,21 @@ def maximize_confidence_bad_input(fn):
     model = PooledLinear(seed=5)
     x = torch.rand(2, 3, 8, 8)
     assert fn(model, x, target=1, steps=1)[0].shape == x.shape
-    assert_raises(lambda: fn(model, x, target=torch.tensor([1, 2, 3]), steps=1), ValueError,
-                  what="3 targets for 2 images")
+    assert_raises(
+        lambda: fn(model, x, target=torch.tensor([1, 2, 3]), steps=1), ValueError, what="3 targets for 2 images"
+    )
 
 
-maximize_confidence = Exercise("noise", "maximize_confidence", [
-    maximize_confidence_first_step, maximize_confidence_confidences, maximize_confidence_default_target,
-    maximize_confidence_bad_input,
-])
+maximize_confidence = Exercise(
+    "noise",
+    "maximize_confidence",
+    [
+        maximize_confidence_first_step,
+        maximize_confidence_confidences,
+        maximize_confidence_default_target,
+        maximize_confidence_bad_input,
+    ],
+)
 
 
 # --------------------------------------------------------------------------- confidence_auroc
@@ -284,9 +330,15 @@ def confidence_auroc_bad_input(fn):
     assert_raises(lambda: fn(np.ones((2, 2)), [0.1]), ValueError, what="2-D photo confidences")
 
 
-confidence_auroc = Exercise("noise", "confidence_auroc", [
-    confidence_auroc_matches_sklearn, confidence_auroc_extremes, confidence_auroc_bad_input,
-])
+confidence_auroc = Exercise(
+    "noise",
+    "confidence_auroc",
+    [
+        confidence_auroc_matches_sklearn,
+        confidence_auroc_extremes,
+        confidence_auroc_bad_input,
+    ],
+)
 
 
 #: Every exercise of the lab, in notebook order.

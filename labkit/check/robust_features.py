@@ -9,6 +9,7 @@ runs in well under a second:
   gets visibly wrong answers.
 * :func:`~labkit.check.toys.tiny_linear`: a seeded linear classifier with trainable weights.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,25 +38,38 @@ def _data(n=40, num_classes=10, seed=0):
 def _adv(fn, mode="det", eps=0.5, steps=5, n=40, num_classes=10, seed=0, batch_size=16):
     images, labels = _data(n, num_classes)
     model = BrightnessModel(num_classes).eval()
-    out = fn(model, images, labels, eps=eps, steps=steps, step_size=eps / 4, mode=mode,
-             num_classes=num_classes, seed=seed, batch_size=batch_size)
+    out = fn(
+        model,
+        images,
+        labels,
+        eps=eps,
+        steps=steps,
+        step_size=eps / 4,
+        mode=mode,
+        num_classes=num_classes,
+        seed=seed,
+        batch_size=batch_size,
+    )
     assert isinstance(out, tuple) and len(out) == 2, "return a tuple (adversarial_images, targets)"
     return images, labels, out[0], out[1]
 
 
-@check("mode='det' targets are (y + 1) mod C, returned as a LongTensor (N,)",
-       hint="targets = (labels + 1) % num_classes")
+@check(
+    "mode='det' targets are (y + 1) mod C, returned as a LongTensor (N,)", hint="targets = (labels + 1) % num_classes"
+)
 def make_adversarial_dataset_det_targets(fn):
     _, labels, adv, targets = _adv(fn, "det")
-    assert isinstance(targets, torch.Tensor) and targets.dtype == torch.long, \
+    assert isinstance(targets, torch.Tensor) and targets.dtype == torch.long, (
         f"targets should be a LongTensor, got {targets!r}"
+    )
     assert targets.shape == labels.shape, f"targets should have shape {tuple(labels.shape)}, got {tuple(targets.shape)}"
     assert torch.equal(targets, (labels + 1) % 10), "targets are not (labels + 1) % num_classes"
 
 
-@check("mode='rand' targets are (y + r) mod C with r = torch.randint(1, C, (N,)) from a Generator seeded with seed",
-       hint="gen = torch.Generator().manual_seed(seed); "
-            "r = torch.randint(1, num_classes, (len(labels),), generator=gen)")
+@check(
+    "mode='rand' targets are (y + r) mod C with r = torch.randint(1, C, (N,)) from a Generator seeded with seed",
+    hint="gen = torch.Generator().manual_seed(seed); r = torch.randint(1, num_classes, (len(labels),), generator=gen)",
+)
 def make_adversarial_dataset_rand_targets(fn):
     _, labels, _, targets = _adv(fn, "rand", n=40, seed=3)
     assert bool((targets != labels).all()), "a random target must differ from the true label"
@@ -74,12 +88,15 @@ def make_adversarial_dataset_rand_seeded(fn):
     assert not torch.equal(t1, t3), "seed=1 and seed=2 gave the same targets: use the seed"
 
 
-@check("every adversarial image stays in [0,1] and within L2 distance eps of its original",
-       hint="use pgd(..., norm='l2', targeted=True) from Lab 2")
+@check(
+    "every adversarial image stays in [0,1] and within L2 distance eps of its original",
+    hint="use pgd(..., norm='l2', targeted=True) from Lab 2",
+)
 def make_adversarial_dataset_l2_constraint(fn):
     images, _, adv, _ = _adv(fn, "det", eps=0.3, steps=8)
-    assert adv.shape == images.shape, \
+    assert adv.shape == images.shape, (
         f"adversarial images should have shape {tuple(images.shape)}, got {tuple(adv.shape)}"
+    )
     assert not adv.requires_grad, "detach the adversarial images"
     assert float(adv.min()) >= 0 and float(adv.max()) <= 1, "adversarial images leave [0,1]"
     dist = (adv - images).flatten(1).norm(dim=1)
@@ -87,14 +104,17 @@ def make_adversarial_dataset_l2_constraint(fn):
     assert float(dist.mean()) > 0.15, "the images barely moved: did you run PGD with step_size and steps?"
 
 
-@check("the attack works: the model predicts the target for most adversarial images",
-       hint="targeted=True: PGD must go *down* the loss of the target class")
+@check(
+    "the attack works: the model predicts the target for most adversarial images",
+    hint="targeted=True: PGD must go *down* the loss of the target class",
+)
 def make_adversarial_dataset_reaches_targets(fn):
     model = BrightnessModel(10).eval()
     images = brightness_images(torch.linspace(0.12, 0.85, 30))
     labels = model(images).argmax(1)
-    adv, targets = fn(model, images, labels, eps=1.5, steps=20, step_size=0.2, mode="det", num_classes=10,
-                      seed=0, batch_size=7)
+    adv, targets = fn(
+        model, images, labels, eps=1.5, steps=20, step_size=0.2, mode="det", num_classes=10, seed=0, batch_size=7
+    )
     hit = float((model(adv).argmax(1) == targets).float().mean())
     assert hit >= 0.9, f"only {hit:.0%} of the adversarial images are classified as their target"
 
@@ -128,11 +148,19 @@ def make_adversarial_dataset_bad_input(fn):
         assert_raises(functools.partial(fn, model, images, lab, eps=0.2, steps=1, step_size=0.1), ValueError, what=what)
 
 
-make_adversarial_dataset = Exercise("robust_features", "make_adversarial_dataset", [
-    make_adversarial_dataset_det_targets, make_adversarial_dataset_rand_targets, make_adversarial_dataset_rand_seeded,
-    make_adversarial_dataset_l2_constraint, make_adversarial_dataset_reaches_targets, make_adversarial_dataset_batching,
-    make_adversarial_dataset_bad_input,
-])
+make_adversarial_dataset = Exercise(
+    "robust_features",
+    "make_adversarial_dataset",
+    [
+        make_adversarial_dataset_det_targets,
+        make_adversarial_dataset_rand_targets,
+        make_adversarial_dataset_rand_seeded,
+        make_adversarial_dataset_l2_constraint,
+        make_adversarial_dataset_reaches_targets,
+        make_adversarial_dataset_batching,
+        make_adversarial_dataset_bad_input,
+    ],
+)
 
 
 # --------------------------------------------------------------------------
@@ -165,8 +193,10 @@ def train_classifier_learns(fn):
     assert acc == 1.0, f"training accuracy {acc:.0%} after 30 epochs"
 
 
-@check("it changes the weights, and the same seed gives the same weights",
-       hint="shuffle with torch.randperm(n, generator=torch.Generator().manual_seed(seed))")
+@check(
+    "it changes the weights, and the same seed gives the same weights",
+    hint="shuffle with torch.randperm(n, generator=torch.Generator().manual_seed(seed))",
+)
 def train_classifier_deterministic(fn):
     images, labels = _separable()
     start = tiny_linear()
@@ -200,10 +230,17 @@ def train_classifier_bad_input(fn):
         assert_raises(functools.partial(fn, tiny_linear(), images, lab, epochs=1, lr=0.1), ValueError, what=what)
 
 
-train_classifier = Exercise("robust_features", "train_classifier", [
-    train_classifier_returns_eval_model, train_classifier_learns, train_classifier_deterministic,
-    train_classifier_one_sgd_step, train_classifier_bad_input,
-])
+train_classifier = Exercise(
+    "robust_features",
+    "train_classifier",
+    [
+        train_classifier_returns_eval_model,
+        train_classifier_learns,
+        train_classifier_deterministic,
+        train_classifier_one_sgd_step,
+        train_classifier_bad_input,
+    ],
+)
 
 
 # --------------------------------------------------------------------------
@@ -225,8 +262,10 @@ def evaluate_exact_accuracy(fn):
     assert abs(acc - 0.7) < 1e-6, f"expected 0.7, got {acc}"
 
 
-@check("predicts in eval mode, restores the mode, and batching doesn't matter",
-       hint="model.eval() inside torch.no_grad(); remember model.training to restore it")
+@check(
+    "predicts in eval mode, restores the mode, and batching doesn't matter",
+    hint="model.eval() inside torch.no_grad(); remember model.training to restore it",
+)
 def evaluate_eval_mode(fn):
     images, labels = _graded()
     model = BrightnessModel(4).train()
@@ -256,8 +295,9 @@ def per_class_accuracy_table_shape(fn):
     assert isinstance(table, pd.DataFrame), f"return a pandas DataFrame, got {type(table).__name__}"
     assert list(table.index) == NAMES, f"the index should be the class names {NAMES}, got {list(table.index)}"
     assert table.index.name == "class", f"name the index 'class', got {table.index.name!r}"
-    assert list(table.columns) == ["n", "correct", "accuracy"], \
+    assert list(table.columns) == ["n", "correct", "accuracy"], (
         f"columns should be n, correct, accuracy; got {list(table.columns)}"
+    )
 
 
 @check("the counts and accuracies are right for a model with known predictions (in eval mode)")
@@ -271,9 +311,14 @@ def per_class_accuracy_table_values(fn):
     assert all(abs(a - b) < 1e-9 for a, b in zip(got, expected)), f"accuracy should be {expected}, got {got}"
 
 
-per_class_accuracy = Exercise("robust_features", "per_class_accuracy", [
-    per_class_accuracy_table_shape, per_class_accuracy_table_values,
-])
+per_class_accuracy = Exercise(
+    "robust_features",
+    "per_class_accuracy",
+    [
+        per_class_accuracy_table_shape,
+        per_class_accuracy_table_values,
+    ],
+)
 
 #: Every exercise of the lab, in the notebook's order.
 EXERCISES = [train_classifier, evaluate, per_class_accuracy, make_adversarial_dataset]

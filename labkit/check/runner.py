@@ -13,6 +13,7 @@ Students call ``check.saliency.gradient_saliency()``; pytest iterates over
 ``gradient_saliency.checks`` and calls each one with the implementation under
 test, so the notebook and the test suite run the very same checks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -154,8 +155,9 @@ class Exercise:
 
 def _student_frame(exc: BaseException) -> str:
     """The innermost traceback line inside an exercise module, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "labkit" in f.filename and "check" not in f.filename]
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if "labkit" in f.filename and "check" not in f.filename
+    ]
     if not frames:
         return ""
     f = frames[-1]

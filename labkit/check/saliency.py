@@ -4,6 +4,7 @@ They use the tiny models of :mod:`labkit.check.toys`: two whose answers are know
 exactly (a linear classifier, a quadratic one) and a small random CNN on which
 Captum's implementations are the reference. Each check takes well under a second.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,15 +28,19 @@ RTOL, ATOL = 1e-4, 1e-5
 # --------------------------------------------------------------------------
 # input_gradients
 # --------------------------------------------------------------------------
-@check("returns d logit_target / d x, shape (N,3,H,W), on a linear model",
-       hint="use torch.autograd.grad on the sum of the target logits")
+@check(
+    "returns d logit_target / d x, shape (N,3,H,W), on a linear model",
+    hint="use torch.autograd.grad on the sum of the target logits",
+)
 def input_gradients_linear(fn):
     model, x, t = LinearClassifier(), images(3), torch.tensor([0, 3, 1])
     assert_close(fn(model, x, t), model.weight[t], "gradients of a linear model", rtol=RTOL, atol=ATOL)
 
 
-@check("works on a frozen CNN and matches captum.attr.Saliency(abs=False)",
-       hint="the model's weights don't require grad: make a copy of the images that does")
+@check(
+    "works on a frozen CNN and matches captum.attr.Saliency(abs=False)",
+    hint="the model's weights don't require grad: make a copy of the images that does",
+)
 def input_gradients_cnn(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([2, 5])
     from captum.attr import Saliency
@@ -44,8 +49,10 @@ def input_gradients_cnn(fn):
     assert_close(ours, Saliency(model).attribute(x, target=t, abs=False), "gradients", rtol=RTOL, atol=ATOL)
 
 
-@check("leaves the input alone and returns a tensor that does not require grad",
-       hint="x = images.detach().clone().requires_grad_(True)")
+@check(
+    "leaves the input alone and returns a tensor that does not require grad",
+    hint="x = images.detach().clone().requires_grad_(True)",
+)
 def input_gradients_pure(fn):
     model, x = tiny_cnn(), images(2, 12)
     before = x.clone()
@@ -55,9 +62,15 @@ def input_gradients_pure(fn):
     assert not g.requires_grad, "the result still requires grad: return torch.autograd.grad's result or .detach() it"
 
 
-input_gradients = Exercise("saliency", "input_gradients", [
-    input_gradients_linear, input_gradients_cnn, input_gradients_pure,
-])
+input_gradients = Exercise(
+    "saliency",
+    "input_gradients",
+    [
+        input_gradients_linear,
+        input_gradients_cnn,
+        input_gradients_pure,
+    ],
+)
 
 # --------------------------------------------------------------------------
 # gradient_saliency
@@ -67,8 +80,7 @@ input_gradients = Exercise("saliency", "input_gradients", [
 @check("returns max over channels of |gradient|, shape (N,H,W), on a linear model", hint="abs() then amax(dim=1)")
 def gradient_saliency_linear(fn):
     model, x, t = LinearClassifier(), images(3), torch.tensor([4, 0, 2])
-    assert_close(fn(model, x, t), model.weight[t].abs().amax(1), "saliency of a linear model",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(fn(model, x, t), model.weight[t].abs().amax(1), "saliency of a linear model", rtol=RTOL, atol=ATOL)
 
 
 @check("matches Captum's Saliency (max over channels) on a small CNN with one int target")
@@ -94,20 +106,26 @@ def smoothgrad_zero_noise(fn):
     from captum.attr import Saliency
 
     ours = fn(model, x, t, n_samples=3, noise_level=0.0)
-    assert_close(ours, Saliency(model).attribute(x, target=t).amax(1), "smoothgrad without noise",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(ours, Saliency(model).attribute(x, target=t).amax(1), "smoothgrad without noise", rtol=RTOL, atol=ATOL)
 
 
 @check("on a linear model the gradient is constant, so the map equals max_c |W[target]|")
 def smoothgrad_linear(fn):
     model, x, t = LinearClassifier(), images(2), torch.tensor([1, 2])
-    assert_close(fn(model, x, t, n_samples=4, noise_level=0.3), model.weight[t].abs().amax(1),
-                 "smoothgrad of a linear model", rtol=RTOL, atol=ATOL)
+    assert_close(
+        fn(model, x, t, n_samples=4, noise_level=0.3),
+        model.weight[t].abs().amax(1),
+        "smoothgrad of a linear model",
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
-@check("averages |gradient| over exactly the documented noise draws (seeded generator, per-image sigma)",
-       hint="g = torch.Generator().manual_seed(seed); noise = torch.randn(images.shape, generator=g) * sigma, "
-            "once per sample; mean of |grad|, then max over channels")
+@check(
+    "averages |gradient| over exactly the documented noise draws (seeded generator, per-image sigma)",
+    hint="g = torch.Generator().manual_seed(seed); noise = torch.randn(images.shape, generator=g) * sigma, "
+    "once per sample; mean of |grad|, then max over channels",
+)
 def smoothgrad_exact_noise(fn):
     # On the quadratic model the gradient at x + noise is w[t] * (x + noise): a closed form
     # for each documented noise draw. The two images have different value ranges, so
@@ -118,8 +136,13 @@ def smoothgrad_exact_noise(fn):
     sigma = level * torch.tensor([float(x[0].max() - x[0].min()), float(x[1].max() - x[1].min())]).view(2, 1, 1, 1)
     draws = torch.stack([torch.randn(x.shape, generator=g) for _ in range(n)])  # (n, N, 3, H, W)
     mean_abs = (model.weight[t] * (x + draws * sigma)).abs().mean(0)
-    assert_close(fn(model, x, t, n_samples=n, noise_level=level, seed=seed), mean_abs.amax(1),
-                 "smoothgrad of the quadratic model (gradient w x at each noisy copy)", rtol=RTOL, atol=ATOL)
+    assert_close(
+        fn(model, x, t, n_samples=n, noise_level=level, seed=seed),
+        mean_abs.amax(1),
+        "smoothgrad of the quadratic model (gradient w x at each noisy copy)",
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 @check("makes one batched forward pass per noise sample", hint="loop over samples, not over images")
@@ -130,31 +153,48 @@ def smoothgrad_forward_passes(fn):
     assert len(forwards) == 6, f"expected 6 forward passes for n_samples=6, counted {len(forwards)}"
 
 
-smoothgrad = Exercise("saliency", "smoothgrad", [
-    smoothgrad_zero_noise, smoothgrad_linear, smoothgrad_exact_noise, smoothgrad_forward_passes,
-])
+smoothgrad = Exercise(
+    "saliency",
+    "smoothgrad",
+    [
+        smoothgrad_zero_noise,
+        smoothgrad_linear,
+        smoothgrad_exact_noise,
+        smoothgrad_forward_passes,
+    ],
+)
 
 # --------------------------------------------------------------------------
 # integrated_gradients
 # --------------------------------------------------------------------------
 
 
-@check("is exact on a quadratic model (black baseline): IG = w x^2 / 2",
-       hint="use labkit.saliency.ig_quadrature(steps) for the alphas and their weights")
+@check(
+    "is exact on a quadratic model (black baseline): IG = w x^2 / 2",
+    hint="use labkit.saliency.ig_quadrature(steps) for the alphas and their weights",
+)
 def integrated_gradients_quadratic(fn):
     model, x, t = QuadraticClassifier(), images(2), torch.tensor([0, 3])
     expected = 0.5 * model.weight[t] * x**2
-    assert_close(fn(model, x, t, steps=8, batch_size=5), expected, "integrated gradients of a quadratic model",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(
+        fn(model, x, t, steps=8, batch_size=5),
+        expected,
+        "integrated gradients of a quadratic model",
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
-@check("handles a gray baseline: IG = w (x^2 - b^2) / 2 on the quadratic model",
-       hint="path = baseline + alpha * (images - baseline); multiply by (images - baseline)")
+@check(
+    "handles a gray baseline: IG = w (x^2 - b^2) / 2 on the quadratic model",
+    hint="path = baseline + alpha * (images - baseline); multiply by (images - baseline)",
+)
 def integrated_gradients_baseline(fn):
     model, x, t = QuadraticClassifier(), images(2), torch.tensor([1, 2])
     expected = 0.5 * model.weight[t] * (x**2 - 0.25)
-    assert_close(fn(model, x, t, baseline=0.5, steps=6), expected, "integrated gradients with baseline 0.5",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(
+        fn(model, x, t, baseline=0.5, steps=6), expected, "integrated gradients with baseline 0.5", rtol=RTOL, atol=ATOL
+    )
 
 
 @check("satisfies completeness on a small CNN: attributions sum to logit(x) - logit(baseline) within 1%")
@@ -166,27 +206,42 @@ def integrated_gradients_completeness(fn):
     assert_close(attr.sum((1, 2, 3)), delta, "sum of attributions vs logit difference", rtol=1e-2, atol=1e-3)
 
 
-@check("gives the same answer whatever batch_size is",
-       hint="batch the (image, step) pairs, and add each gradient to its own image")
+@check(
+    "gives the same answer whatever batch_size is",
+    hint="batch the (image, step) pairs, and add each gradient to its own image",
+)
 def integrated_gradients_batching(fn):
     model, x, t = tiny_cnn(), images(3, 12), torch.tensor([0, 1, 2])
-    assert_close(fn(model, x, t, steps=7, batch_size=1), fn(model, x, t, steps=7, batch_size=8), "batch_size=1 vs 8",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(
+        fn(model, x, t, steps=7, batch_size=1),
+        fn(model, x, t, steps=7, batch_size=8),
+        "batch_size=1 vs 8",
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
-integrated_gradients = Exercise("saliency", "integrated_gradients", [
-    integrated_gradients_quadratic, integrated_gradients_baseline, integrated_gradients_completeness,
-    integrated_gradients_batching,
-])
+integrated_gradients = Exercise(
+    "saliency",
+    "integrated_gradients",
+    [
+        integrated_gradients_quadratic,
+        integrated_gradients_baseline,
+        integrated_gradients_completeness,
+        integrated_gradients_batching,
+    ],
+)
 
 # --------------------------------------------------------------------------
 # occlusion
 # --------------------------------------------------------------------------
 
 
-@check("matches captum.attr.Occlusion (averaged over channels) on a small CNN",
-       hint="patches start at 0, stride, 2*stride, ...: ceil((H - window) / stride) + 1 per axis, "
-            "the last clipped at the border")
+@check(
+    "matches captum.attr.Occlusion (averaged over channels) on a small CNN",
+    hint="patches start at 0, stride, 2*stride, ...: ceil((H - window) / stride) + 1 per axis, "
+    "the last clipped at the border",
+)
 def occlusion_captum(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([3, 0])
     from captum.attr import Occlusion
@@ -201,8 +256,9 @@ def occlusion_ragged(fn):
     from captum.attr import Occlusion
 
     theirs = Occlusion(model).attribute(x, target=t, sliding_window_shapes=(3, 5, 5), strides=(3, 3, 3), baselines=0.5)
-    assert_close(fn(model, x, t, window=5, stride=3, baseline=0.5), theirs.mean(1), "occlusion on 11x11",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(
+        fn(model, x, t, window=5, stride=3, baseline=0.5), theirs.mean(1), "occlusion on 11x11", rtol=RTOL, atol=ATOL
+    )
 
 
 @check("gives the same answer whatever batch_size is")
@@ -226,9 +282,11 @@ def _upsampled(cam, x):
     return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
 
 
-@check("matches Captum's LayerGradCam (ReLU'd, bilinearly upsampled) on a frozen CNN",
-       hint="hook the layer's output A; weights = mean of dlogit/dA over (h,w); ReLU(sum_k w_k A_k); "
-            "F.interpolate(..., mode='bilinear', align_corners=False)")
+@check(
+    "matches Captum's LayerGradCam (ReLU'd, bilinearly upsampled) on a frozen CNN",
+    hint="hook the layer's output A; weights = mean of dlogit/dA over (h,w); ReLU(sum_k w_k A_k); "
+    "F.interpolate(..., mode='bilinear', align_corners=False)",
+)
 def grad_cam_captum(fn):
     model, x, t = tiny_cnn(), images(2, 12), torch.tensor([1, 5])
     from captum.attr import LayerGradCam
@@ -256,8 +314,10 @@ grad_cam = Exercise("saliency", "grad_cam", [grad_cam_captum, grad_cam_by_name])
 # --------------------------------------------------------------------------
 
 
-@check("matches captum.attr.GuidedBackprop on a CNN built from nn.ReLU",
-       hint="return _PositiveGradient.apply(output) from a forward hook on every ReLU")
+@check(
+    "matches captum.attr.GuidedBackprop on a CNN built from nn.ReLU",
+    hint="return _PositiveGradient.apply(output) from a forward hook on every ReLU",
+)
 def guided_backprop_captum(fn):
     from captum.attr import GuidedBackprop
 
@@ -275,8 +335,9 @@ def guided_backprop_relu6(fn):
     reference = tiny_cnn(nn.ReLU, scale=0.5)
     x, t = images(2, 12), torch.tensor([3, 1])
     ours = fn(model6, x, t)
-    assert_close(ours, GuidedBackprop(reference).attribute(x, target=t), "guided backprop with ReLU6",
-                 rtol=RTOL, atol=ATOL)
+    assert_close(
+        ours, GuidedBackprop(reference).attribute(x, target=t), "guided backprop with ReLU6", rtol=RTOL, atol=ATOL
+    )
 
 
 @check("leaves the model as it found it: no hooks, same inplace flags, same outputs")
@@ -291,8 +352,14 @@ def guided_backprop_leaves_model_alone(fn):
     assert torch.equal(model(x), before), "the model's outputs changed"
 
 
-guided_backprop = Exercise("saliency", "guided_backprop", [
-    guided_backprop_captum, guided_backprop_relu6, guided_backprop_leaves_model_alone,
-])
+guided_backprop = Exercise(
+    "saliency",
+    "guided_backprop",
+    [
+        guided_backprop_captum,
+        guided_backprop_relu6,
+        guided_backprop_leaves_model_alone,
+    ],
+)
 
 EXERCISES = [input_gradients, gradient_saliency, smoothgrad, integrated_gradients, occlusion, grad_cam, guided_backprop]

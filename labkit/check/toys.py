@@ -21,6 +21,7 @@ Models:
 Helpers: :func:`images`, :func:`brightness_images`, :func:`assert_close`,
 :func:`assert_raises`, :func:`count_hooks` and :func:`record_forwards`.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,8 +52,7 @@ class LinearClassifier(nn.Module):
     ``num_classes`` (C).
     """
 
-    def __init__(self, size: int = 8, num_classes: int = 5, seed: int = 0, scale: float = 1.0,
-                 bias_scale: float = 1.0):
+    def __init__(self, size: int = 8, num_classes: int = 5, seed: int = 0, scale: float = 1.0, bias_scale: float = 1.0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.weight = nn.Parameter(scale * torch.randn(num_classes, 3, size, size, generator=g))
@@ -243,8 +243,18 @@ def tiny_linear(num_classes: int = 3, size: int = 4, seed: int = 0) -> nn.Module
     return model
 
 
-def toy_pgd(model: nn.Module, images: torch.Tensor, labels, eps: float, step_size: float, steps: int,
-            norm: str = "linf", targeted: bool = False, random_start: bool = False, seed=None) -> torch.Tensor:
+def toy_pgd(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels,
+    eps: float,
+    step_size: float,
+    steps: int,
+    norm: str = "linf",
+    targeted: bool = False,
+    random_start: bool = False,
+    seed=None,
+) -> torch.Tensor:
     """A stand-in for Lab 2's ``pgd`` with a closed form, to test code that calls ``pgd``.
 
     Each image (N,3,H,W) in [0,1] moves by ``r = min(eps, steps * step_size)`` along a fixed pattern

@@ -3,6 +3,7 @@
 Each function takes a ``random.Random`` (drawn from the per-student seed) and returns the cases
 of one exercise. See :mod:`labkit_course.judge` for what a case is and how it is judged.
 """
+
 from __future__ import annotations
 
 import random
@@ -34,6 +35,7 @@ def mostly_equal(fraction: float = 1e-3, tol: float = 1e-4):
             off = float((np.abs(r.astype(np.float64) - e) > tol).mean())
             if off > fraction:
                 raise Mismatch("value", f"{off:.1%} of the pixels differ from the expected attack")
+
     return check
 
 
@@ -45,9 +47,13 @@ def linear_adversarial(rng: random.Random) -> list[Case]:
         w, x = torch.randn(c, d, generator=g), torch.randn(n, d, generator=g)
         label, target = torch.randint(0, c, (n,), generator=g), torch.randint(0, c, (n,), generator=g)
         eps = rng.random()
-        cases.append(Case([Call.of(w, x, label, target, eps),
-                           Call.of(w, x[0], int(label[0]), int(target[0]), eps)],
-                          describe=f"{c} classes, {n} inputs of {d} features", atol=1e-6))
+        cases.append(
+            Case(
+                [Call.of(w, x, label, target, eps), Call.of(w, x[0], int(label[0]), int(target[0]), eps)],
+                describe=f"{c} classes, {n} inputs of {d} features",
+                atol=1e-6,
+            )
+        )
     return cases
 
 
@@ -60,8 +66,13 @@ def fgsm(rng: random.Random) -> list[Case]:
         x, y = torch.rand(n, 3, s, s, generator=g), torch.randint(0, c, (n,), generator=g)
         eps = 0.2 * rng.random()
         for targeted in (False, True):
-            cases.append(Case([Call.of(model, x, y, eps, targeted=targeted)], check=mostly_equal(),
-                              describe=f"{n} images {s}x{s}, {'targeted' if targeted else 'untargeted'}"))
+            cases.append(
+                Case(
+                    [Call.of(model, x, y, eps, targeted=targeted)],
+                    check=mostly_equal(),
+                    describe=f"{n} images {s}x{s}, {'targeted' if targeted else 'untargeted'}",
+                )
+            )
     return cases
 
 
@@ -74,13 +85,23 @@ def pgd(rng: random.Random) -> list[Case]:
         x, y = torch.rand(n, 3, 8, 8, generator=g), torch.randint(0, 6, (n,), generator=g)
         for norm, eps in (("linf", 0.1 * rng.random()), ("l2", rng.random())):
             for targeted in (False, True):
-                cases.append(Case([Call.of(model, x, y, eps, eps / 3 + 1e-3, steps, norm=norm, targeted=targeted)],
-                                  check=mostly_equal(), describe=f"{n} images, {norm}, {steps} steps"
-                                  + (", targeted" if targeted else "")))
+                cases.append(
+                    Case(
+                        [Call.of(model, x, y, eps, eps / 3 + 1e-3, steps, norm=norm, targeted=targeted)],
+                        check=mostly_equal(),
+                        describe=f"{n} images, {norm}, {steps} steps" + (", targeted" if targeted else ""),
+                    )
+                )
         seed = rng.randrange(1000)
         random_start = Call.of(model, x, y, 0.05, 0.01, 2, random_start=True, seed=seed)
-        cases.append(Case([random_start, random_start], check=_same_twice, reference=False,
-                          describe="a random start, twice with the same seed"))
+        cases.append(
+            Case(
+                [random_start, random_start],
+                check=_same_twice,
+                reference=False,
+                describe="a random start, twice with the same seed",
+            )
+        )
     return cases
 
 

@@ -5,6 +5,7 @@ of one exercise. See :mod:`labkit_course.judge` for what a case is and how it is
 models are the public checks' tiny ones (:class:`labkit.check.toys.LinearClassifier`, whose step is
 known in closed form, and :class:`labkit.check.toys.SmoothConvNet`), and the loops run a few steps.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,8 +30,14 @@ def jitter(rng: random.Random) -> list[Case]:
     for _ in range(5):
         n, c, h, w = (rng.randint(1, 8) for _ in range(4))
         ox, oy = rng.randint(-20, 20), rng.randint(-20, 20)
-        cases.append(Case([Call.of(torch.rand(n, c, h, w, generator=g), ox, oy)], atol=0, rtol=0,
-                          describe=f"{n} images of {c} channels, {h}x{w}, shifted by ({ox}, {oy})"))
+        cases.append(
+            Case(
+                [Call.of(torch.rand(n, c, h, w, generator=g), ox, oy)],
+                atol=0,
+                rtol=0,
+                describe=f"{n} images of {c} channels, {h}x{w}, shifted by ({ox}, {oy})",
+            )
+        )
     return cases
 
 
@@ -42,8 +49,14 @@ def blur(rng: random.Random) -> list[Case]:
         sigma = 0.2 + 3 * rng.random()
         dtype = torch.float32 if k == 4 else torch.float64
         x = torch.rand(2, 3, h, w, generator=g, dtype=dtype)
-        cases.append(Case([Call.of(x, sigma)], atol=1e-9 if dtype == torch.float64 else 1e-6, rtol=0,
-                          describe=f"2 images {h}x{w} ({'float32' if k == 4 else 'float64'}), sigma {sigma:.2f}"))
+        cases.append(
+            Case(
+                [Call.of(x, sigma)],
+                atol=1e-9 if dtype == torch.float64 else 1e-6,
+                rtol=0,
+                describe=f"2 images {h}x{w} ({'float32' if k == 4 else 'float64'}), sigma {sigma:.2f}",
+            )
+        )
     return cases
 
 
@@ -56,14 +69,23 @@ def class_visualization_step(rng: random.Random) -> list[Case]:
         x = 0.3 + 0.4 * torch.rand(3, 3, size, size, generator=g)
         t = torch.randint(0, k, (3,), generator=g)
         l2, lr = 0.1 * rng.random(), 0.2 * rng.random() + 0.01
-        cases.append(Case([Call.of(x, model, t, l2, lr)], check=_linear_step,
-                          describe=f"a linear model, 3 images {size}x{size}, l2_reg {l2:.3f}, lr {lr:.3f}"))
+        cases.append(
+            Case(
+                [Call.of(x, model, t, l2, lr)],
+                check=_linear_step,
+                describe=f"a linear model, 3 images {size}x{size}, l2_reg {l2:.3f}, lr {lr:.3f}",
+            )
+        )
     # a small nonlinear net, one int target for the batch; steps large enough to clamp
     size = rng.randint(8, 16)
     model = Toy(TINY, size=size, seed=rng.randrange(10**6))
     x = torch.rand(2, 3, size, size, generator=g)
-    cases.append(Case([Call.of(x, model, rng.randrange(10), 1e-3 * rng.random(), 0.5 + 5 * rng.random())],
-                      describe=f"a small CNN, 2 images {size}x{size}"))
+    cases.append(
+        Case(
+            [Call.of(x, model, rng.randrange(10), 1e-3 * rng.random(), 0.5 + 5 * rng.random())],
+            describe=f"a small CNN, 2 images {size}x{size}",
+        )
+    )
     return cases
 
 
@@ -86,20 +108,37 @@ def visualize_class(rng: random.Random) -> list[Case]:
     cases = []
     for start in ("noise", "photo"):
         size, model = _tiny(rng, 8, 19)
-        kw = dict(steps=rng.randint(1, 7), l2_reg=0.05 * rng.random(), lr=rng.random() + 0.1,
-                  blur_every=rng.randint(0, 3), blur_sigma=rng.random() + 0.3, max_jitter=rng.randint(0, 4),
-                  seed=rng.randrange(10**6))
+        kw = dict(
+            steps=rng.randint(1, 7),
+            l2_reg=0.05 * rng.random(),
+            lr=rng.random() + 0.1,
+            blur_every=rng.randint(0, 3),
+            blur_sigma=rng.random() + 0.3,
+            max_jitter=rng.randint(0, 4),
+            seed=rng.randrange(10**6),
+        )
         if start == "noise":
             target = rng.randrange(10)
         else:
             kw["init"] = torch.rand(1, 3, size, size, generator=g)
             target = [rng.randrange(10) for _ in range(2)]
-        cases.append(Case([Call.of(model, target, **kw)], atol=1e-4,
-                          describe=f"a small CNN, {size}x{size}, {kw['steps']} steps from {start}"))
+        cases.append(
+            Case(
+                [Call.of(model, target, **kw)],
+                atol=1e-4,
+                describe=f"a small CNN, {size}x{size}, {kw['steps']} steps from {start}",
+            )
+        )
     size, model = _tiny(rng, 8, 14)
     call = Call.of(model, rng.randrange(10), steps=3, seed=rng.randrange(10**6))
-    cases.append(Case([call, call], check=_same_twice(size), reference=False,
-                      describe=f"a small CNN, {size}x{size}, twice with the same seed"))
+    cases.append(
+        Case(
+            [call, call],
+            check=_same_twice(size),
+            reference=False,
+            describe=f"a small CNN, {size}x{size}, twice with the same seed",
+        )
+    )
     return cases
 
 
@@ -108,16 +147,32 @@ def visualize_class_robust(rng: random.Random) -> list[Case]:
     cases = []
     for targets in (2, 1):
         size, model = _tiny(rng, 8, 23)
-        kw = dict(steps=rng.randint(1, 5), seed=rng.randrange(10**6), lr=0.1 * rng.random() + 0.01,
-                  pad=rng.randint(0, 5), max_jitter=rng.randint(0, 3))
+        kw = dict(
+            steps=rng.randint(1, 5),
+            seed=rng.randrange(10**6),
+            lr=0.1 * rng.random() + 0.01,
+            pad=rng.randint(0, 5),
+            max_jitter=rng.randint(0, 3),
+        )
         target = torch.randint(0, 10, (2,), generator=g) if targets == 2 else rng.randrange(10)
-        cases.append(Case([Call.of(model, target, **kw)], atol=1e-4,
-                          describe=f"a small CNN, {size}x{size}, {kw['steps']} steps, "
-                                   f"{'2 targets' if targets == 2 else 'one int target'}"))
+        cases.append(
+            Case(
+                [Call.of(model, target, **kw)],
+                atol=1e-4,
+                describe=f"a small CNN, {size}x{size}, {kw['steps']} steps, "
+                f"{'2 targets' if targets == 2 else 'one int target'}",
+            )
+        )
     size, model = _tiny(rng, 8, 14)
     call = Call.of(model, rng.randrange(10), steps=2, seed=rng.randrange(10**6))
-    cases.append(Case([call, call], check=_same_twice(size), reference=False,
-                      describe=f"a small CNN, {size}x{size}, twice with the same seed"))
+    cases.append(
+        Case(
+            [call, call],
+            check=_same_twice(size),
+            reference=False,
+            describe=f"a small CNN, {size}x{size}, twice with the same seed",
+        )
+    )
     return cases
 
 
@@ -131,4 +186,5 @@ def _same_twice(size: int):
             raise Mismatch("value", "two runs with the same seed give different images")
         if first.min() < 0 or first.max() > 1:
             raise Mismatch("range", "the image has values outside [0, 1]")
+
     return check

@@ -11,6 +11,7 @@ with Lab 2's ``pgd`` replaced, on both sides, by :func:`labkit.check.toys.toy_pg
 stand-in with a closed form: what is judged is Lab 5's own work (targets, batches, eval mode, the
 arguments handed to ``pgd``), and neither the student's Lab 2 nor its reference is needed.
 """
+
 from __future__ import annotations
 
 import random
@@ -61,18 +62,40 @@ def train_classifier(rng: random.Random) -> list[Case]:
         else:
             n = rng.randint(20, 40)
         x, y = torch.rand(n, 3, SIZE, SIZE, generator=g), torch.randint(0, classes, (n,), generator=g)
-        kw = dict(epochs=rng.randint(1, 3), lr=0.05 + 0.3 * rng.random(), batch_size=batch_size,
-                  seed=rng.randrange(1000), augment=kind == "augmentation")
-        cases.append(Case([Call.of(_linear(rng, classes), x, y, **kw)], check=_trained, atol=1e-5, rtol=1e-4,
-                          describe=f"a linear model, {n} images 8x8 of {classes} classes, {kw['epochs']} epochs, "
-                                   f"batch size {batch_size} ({kind})"))
+        kw = dict(
+            epochs=rng.randint(1, 3),
+            lr=0.05 + 0.3 * rng.random(),
+            batch_size=batch_size,
+            seed=rng.randrange(1000),
+            augment=kind == "augmentation",
+        )
+        cases.append(
+            Case(
+                [Call.of(_linear(rng, classes), x, y, **kw)],
+                check=_trained,
+                atol=1e-5,
+                rtol=1e-4,
+                describe=f"a linear model, {n} images 8x8 of {classes} classes, {kw['epochs']} epochs, "
+                f"batch size {batch_size} ({kind})",
+            )
+        )
     classes, n = 3, rng.randint(24, 40)
     x, y = _levels_data(rng, g, n, classes)
-    cases.append(Case([Call.of(_linear(rng, classes), x, y, epochs=30, lr=0.5, batch_size=8, seed=rng.randrange(1000))],
-                      check=_learns, reference=False, describe=f"{n} images of 3 easy classes, 30 epochs"))
+    cases.append(
+        Case(
+            [Call.of(_linear(rng, classes), x, y, epochs=30, lr=0.5, batch_size=8, seed=rng.randrange(1000))],
+            check=_learns,
+            reference=False,
+            describe=f"{n} images of 3 easy classes, 30 epochs",
+        )
+    )
     x, y = torch.rand(6, 3, SIZE, SIZE, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
-    cases.append(Case([Call.of(_linear(rng, 3), x, y[:5], epochs=1, lr=0.1)],
-                      describe="5 labels for 6 images (should raise ValueError)"))
+    cases.append(
+        Case(
+            [Call.of(_linear(rng, 3), x, y[:5], epochs=1, lr=0.1)],
+            describe="5 labels for 6 images (should raise ValueError)",
+        )
+    )
     return cases
 
 
@@ -111,14 +134,26 @@ def evaluate(rng: random.Random) -> list[Case]:
     for _ in range(3):
         classes, n = rng.randint(2, 7), rng.randint(1, 200)
         x, y = torch.rand(n, 3, SIZE, SIZE, generator=g), torch.randint(0, classes, (n,), generator=g)
-        cases.append(Case([Call.of(_linear(rng, classes), x, y, batch_size=rng.randint(1, 99))], atol=1e-9, rtol=0,
-                          describe=f"a linear model, {n} images of {classes} classes"))
+        cases.append(
+            Case(
+                [Call.of(_linear(rng, classes), x, y, batch_size=rng.randint(1, 99))],
+                atol=1e-9,
+                rtol=0,
+                describe=f"a linear model, {n} images of {classes} classes",
+            )
+        )
     # a model whose logits are negated in train mode: predictions must be made in eval mode
     classes, n = rng.randint(3, 8), rng.randint(10, 60)
     x, y = _levels_data(rng, g, n, classes, noise=0.02)
     y = torch.where(torch.rand(n, generator=g) < 0.3, torch.randint(0, classes, (n,), generator=g), y)
-    cases.append(Case([Call.of(Toy(BRIGHTNESS, num_classes=classes), x, y, batch_size=rng.randint(1, 20))],
-                      atol=1e-9, rtol=0, describe=f"a model in train mode, {n} images of {classes} classes"))
+    cases.append(
+        Case(
+            [Call.of(Toy(BRIGHTNESS, num_classes=classes), x, y, batch_size=rng.randint(1, 20))],
+            atol=1e-9,
+            rtol=0,
+            describe=f"a model in train mode, {n} images of {classes} classes",
+        )
+    )
     return cases
 
 
@@ -134,14 +169,24 @@ def per_class_accuracy(rng: random.Random) -> list[Case]:
         if k == 2:  # one class has no image: its accuracy is NaN
             y = torch.where(y == classes - 1, torch.zeros_like(y), y)
         names = [f"class {i}" for i in rng.sample(range(100), classes)]
-        cases.append(Case([Call.of(_linear(rng, classes), x, y, names)], check=_table,
-                          describe=f"a linear model, {n} images of {classes} classes"
-                                   + (", one class without images" if k == 2 else "")))
+        cases.append(
+            Case(
+                [Call.of(_linear(rng, classes), x, y, names)],
+                check=_table,
+                describe=f"a linear model, {n} images of {classes} classes"
+                + (", one class without images" if k == 2 else ""),
+            )
+        )
     classes, n = rng.randint(3, 6), rng.randint(20, 60)
     x, y = _levels_data(rng, g, n, classes, noise=0.02)
     y = torch.where(torch.rand(n, generator=g) < 0.3, torch.randint(0, classes, (n,), generator=g), y)
-    cases.append(Case([Call.of(Toy(BRIGHTNESS, num_classes=classes), x, y, [f"level {i}" for i in range(classes)])],
-                      check=_table, describe=f"a model in train mode, {n} images of {classes} classes"))
+    cases.append(
+        Case(
+            [Call.of(Toy(BRIGHTNESS, num_classes=classes), x, y, [f"level {i}" for i in range(classes)])],
+            check=_table,
+            describe=f"a model in train mode, {n} images of {classes} classes",
+        )
+    )
     return cases
 
 
@@ -150,8 +195,11 @@ def _table(results, expected, calls):
     import pandas as pd
 
     (result,), (reference,) = results, expected
-    if not isinstance(result, pd.DataFrame) or list(map(str, result.columns)) != list(map(str, reference.columns)) \
-            or result.shape != reference.shape:
+    if (
+        not isinstance(result, pd.DataFrame)
+        or list(map(str, result.columns)) != list(map(str, reference.columns))
+        or result.shape != reference.shape
+    ):
         compare(result, reference, what="the table")  # says what is wrong: type, shape or columns
     result, reference = result.copy(), reference.copy()
     if "accuracy" in reference.columns:
@@ -180,13 +228,28 @@ def make_adversarial_dataset(rng: random.Random) -> list[Case]:
             model = Toy(BRIGHTNESS, num_classes=classes)  # in train mode: the attack must use eval mode
             x = 0.2 + 0.6 * torch.rand(n, 3, SIZE, SIZE, generator=g)
         y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]  # every class, in random order
-        kwargs = dict(eps=eps, steps=rng.randint(1, 5), step_size=eps / 4, mode=mode, num_classes=classes,
-                      seed=rng.randrange(1000), batch_size=rng.randint(1, n + 2))
-        cases.append(Case([Call((model, x, y), kwargs, patch=PGD_STAND_IN)],
-                          describe=f"{'a linear' if model_kind == 'linear' else 'a train-mode'} model, {n} images "
-                                   f"of {classes} classes, mode {mode!r}, eps {eps:.2f}"))
+        kwargs = dict(
+            eps=eps,
+            steps=rng.randint(1, 5),
+            step_size=eps / 4,
+            mode=mode,
+            num_classes=classes,
+            seed=rng.randrange(1000),
+            batch_size=rng.randint(1, n + 2),
+        )
+        cases.append(
+            Case(
+                [Call((model, x, y), kwargs, patch=PGD_STAND_IN)],
+                describe=f"{'a linear' if model_kind == 'linear' else 'a train-mode'} model, {n} images "
+                f"of {classes} classes, mode {mode!r}, eps {eps:.2f}",
+            )
+        )
     x, y = torch.rand(4, 3, SIZE, SIZE, generator=g), torch.tensor([0, 1, 2, 0])
     unknown = dict(eps=0.5, steps=1, step_size=0.1, mode="random", num_classes=3)
-    cases.append(Case([Call((_linear(rng, 3), x, y), unknown, patch=PGD_STAND_IN)],
-                      describe="an unknown mode (should raise ValueError)"))
+    cases.append(
+        Case(
+            [Call((_linear(rng, 3), x, y), unknown, patch=PGD_STAND_IN)],
+            describe="an unknown mode (should raise ValueError)",
+        )
+    )
     return cases

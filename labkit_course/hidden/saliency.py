@@ -5,6 +5,7 @@ of one exercise. See :mod:`labkit_course.judge` for what a case is and how it is
 models are the public checks' tiny ones (a linear model, a quadratic one, a small frozen CNN), so
 the whole lab is judged in seconds.
 """
+
 from __future__ import annotations
 
 import random
@@ -14,8 +15,15 @@ import torch
 
 from labkit_course.judge import Attr, Call, Case, Mismatch, Toy, compare
 
-EXERCISES = ("input_gradients", "gradient_saliency", "smoothgrad", "integrated_gradients", "occlusion",
-             "grad_cam", "guided_backprop")
+EXERCISES = (
+    "input_gradients",
+    "gradient_saliency",
+    "smoothgrad",
+    "integrated_gradients",
+    "occlusion",
+    "grad_cam",
+    "guided_backprop",
+)
 CNN = "labkit.check.toys:tiny_cnn"
 LINEAR = "labkit.check.toys:LinearClassifier"
 QUADRATIC = "labkit.check.toys:QuadraticClassifier"
@@ -46,15 +54,24 @@ def input_gradients(rng: random.Random) -> list[Case]:
     cases = []
     for _ in range(3):
         n, size, x = _batch(rng, g)
-        cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))],
-                          describe=f"a small CNN, {n} images {size}x{size}"))
+        cases.append(
+            Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))], describe=f"a small CNN, {n} images {size}x{size}")
+        )
     # noisy images outside [0,1] (SmoothGrad feeds them)
     n, size, x = _batch(rng, g)
-    cases.append(Case([Call.of(_cnn(rng), 2 * x - 0.5, _targets(rng, g, n, 6))],
-                      describe=f"a small CNN, {n} images {size}x{size} with values outside [0,1]"))
+    cases.append(
+        Case(
+            [Call.of(_cnn(rng), 2 * x - 0.5, _targets(rng, g, n, 6))],
+            describe=f"a small CNN, {n} images {size}x{size} with values outside [0,1]",
+        )
+    )
     x = torch.rand(2, 3, 8, 8, generator=g)
-    cases.append(Case([Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (2,), generator=g))],
-                      describe="a linear model, 2 images 8x8"))
+    cases.append(
+        Case(
+            [Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (2,), generator=g))],
+            describe="a linear model, 2 images 8x8",
+        )
+    )
     return cases
 
 
@@ -63,11 +80,16 @@ def gradient_saliency(rng: random.Random) -> list[Case]:
     cases = []
     for _ in range(3):
         n, size, x = _batch(rng, g)
-        cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))],
-                          describe=f"a small CNN, {n} images {size}x{size}"))
+        cases.append(
+            Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))], describe=f"a small CNN, {n} images {size}x{size}")
+        )
     x = torch.rand(3, 3, 8, 8, generator=g)
-    cases.append(Case([Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (3,), generator=g))],
-                      describe="a linear model, 3 images 8x8"))
+    cases.append(
+        Case(
+            [Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (3,), generator=g))],
+            describe="a linear model, 3 images 8x8",
+        )
+    )
     return cases
 
 
@@ -76,26 +98,60 @@ def smoothgrad(rng: random.Random) -> list[Case]:
     cases = []
     # a linear model: the gradient is constant, whatever the noise
     x = torch.rand(2, 3, 8, 8, generator=g)
-    cases.append(Case([Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (2,), generator=g),
-                               n_samples=rng.randint(1, 4), noise_level=0.5 * rng.random(), seed=rng.randrange(1000))],
-                      describe="a linear model, 2 images 8x8"))
+    cases.append(
+        Case(
+            [
+                Call.of(
+                    Toy(LINEAR, seed=rng.randrange(10_000)),
+                    x,
+                    torch.randint(0, 5, (2,), generator=g),
+                    n_samples=rng.randint(1, 4),
+                    noise_level=0.5 * rng.random(),
+                    seed=rng.randrange(1000),
+                )
+            ],
+            describe="a linear model, 2 images 8x8",
+        )
+    )
     # a small CNN: exactly the documented noise draws
     for _ in range(2):
         n, size, x = _batch(rng, g, n_max=2)
         lo = 0.5 * rng.random()
         x = lo + (0.2 + 0.3 * rng.random()) * x  # each image's value range sets its noise level
-        cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6), n_samples=rng.randint(1, 4),
-                                   noise_level=0.05 + 0.3 * rng.random(), seed=rng.randrange(1000))],
-                          describe=f"a small CNN, {n} images {size}x{size}"))
+        cases.append(
+            Case(
+                [
+                    Call.of(
+                        _cnn(rng),
+                        x,
+                        _targets(rng, g, n, 6),
+                        n_samples=rng.randint(1, 4),
+                        noise_level=0.05 + 0.3 * rng.random(),
+                        seed=rng.randrange(1000),
+                    )
+                ],
+                describe=f"a small CNN, {n} images {size}x{size}",
+            )
+        )
     # no noise: gradient saliency
     n, size, x = _batch(rng, g, n_max=2)
-    cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6), n_samples=2, noise_level=0.0)],
-                      describe=f"a small CNN, {n} images {size}x{size}, noise_level=0"))
+    cases.append(
+        Case(
+            [Call.of(_cnn(rng), x, _targets(rng, g, n, 6), n_samples=2, noise_level=0.0)],
+            describe=f"a small CNN, {n} images {size}x{size}, noise_level=0",
+        )
+    )
     # the same seed twice
     n, size, x = _batch(rng, g, n_max=2)
     call = Call.of(_cnn(rng), x, 1, n_samples=2, seed=rng.randrange(1000))
-    cases.append(Case([call, call], check=_same_twice, reference=False,
-                      describe=f"a small CNN, {n} images {size}x{size}, twice with the same seed"))
+    cases.append(
+        Case(
+            [call, call],
+            check=_same_twice,
+            reference=False,
+            describe=f"a small CNN, {n} images {size}x{size}, twice with the same seed",
+        )
+    )
     return cases
 
 
@@ -119,9 +175,22 @@ def integrated_gradients(rng: random.Random) -> list[Case]:
     for _ in range(2):
         x = torch.rand(3, 3, 8, 8, generator=g)
         b = 0.5 * rng.random()
-        cases.append(Case([Call.of(Toy(QUADRATIC, seed=rng.randrange(10_000)), x, torch.randint(0, 4, (3,), generator=g),
-                                   baseline=b, steps=rng.randint(1, 8), batch_size=rng.randint(1, 8))],
-                          check=_quadratic_ig, describe=f"a quadratic model, gray baseline {b:.2f}"))
+        cases.append(
+            Case(
+                [
+                    Call.of(
+                        Toy(QUADRATIC, seed=rng.randrange(10_000)),
+                        x,
+                        torch.randint(0, 4, (3,), generator=g),
+                        baseline=b,
+                        steps=rng.randint(1, 8),
+                        batch_size=rng.randint(1, 8),
+                    )
+                ],
+                check=_quadratic_ig,
+                describe=f"a quadratic model, gray baseline {b:.2f}",
+            )
+        )
     # a small CNN: the documented quadrature, with each kind of baseline
     for baseline in ("none", "float", "tensor"):
         n, size, x = _batch(rng, g, 8, 10)
@@ -130,10 +199,16 @@ def integrated_gradients(rng: random.Random) -> list[Case]:
             kwargs["baseline"] = round(rng.random(), 3)
         elif baseline == "tensor":
             kwargs["baseline"] = torch.rand(1, 3, size, size, generator=g)
-        cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6), **kwargs)], atol=1e-5, rtol=1e-3,
-                          describe=f"a small CNN, {n} images {size}x{size}, {kwargs['steps']} steps, "
-                                   f"{'a black' if baseline == 'none' else 'a gray' if baseline == 'float' else 'an image'}"
-                                   " baseline"))
+        cases.append(
+            Case(
+                [Call.of(_cnn(rng), x, _targets(rng, g, n, 6), **kwargs)],
+                atol=1e-5,
+                rtol=1e-3,
+                describe=f"a small CNN, {n} images {size}x{size}, {kwargs['steps']} steps, "
+                f"{'a black' if baseline == 'none' else 'a gray' if baseline == 'float' else 'an image'}"
+                " baseline",
+            )
+        )
     return cases
 
 
@@ -155,9 +230,23 @@ def occlusion(rng: random.Random) -> list[Case]:
         else:
             window = rng.randint(2, min(6, size))
             stride, baseline = rng.randint(1, window), round(rng.random(), 2)
-        cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6), window=window, stride=stride,
-                                   baseline=baseline, batch_size=rng.randint(1, 20))], atol=1e-4,
-                          describe=f"a small CNN, {n} images {size}x{size}, window {window}, stride {stride}"))
+        cases.append(
+            Case(
+                [
+                    Call.of(
+                        _cnn(rng),
+                        x,
+                        _targets(rng, g, n, 6),
+                        window=window,
+                        stride=stride,
+                        baseline=baseline,
+                        batch_size=rng.randint(1, 20),
+                    )
+                ],
+                atol=1e-4,
+                describe=f"a small CNN, {n} images {size}x{size}, window {window}, stride {stride}",
+            )
+        )
     return cases
 
 
@@ -166,11 +255,19 @@ def grad_cam(rng: random.Random) -> list[Case]:
     cases = []
     for layer in ("conv2", "features", "conv1"):
         n, size, x = _batch(rng, g, 8, 12)
-        cases.append(Case([Call.of(_cnn(rng), Attr(0, layer), x, _targets(rng, g, n, 6))],
-                          describe=f"a small CNN, layer {layer}, {n} images {size}x{size}"))
+        cases.append(
+            Case(
+                [Call.of(_cnn(rng), Attr(0, layer), x, _targets(rng, g, n, 6))],
+                describe=f"a small CNN, layer {layer}, {n} images {size}x{size}",
+            )
+        )
     n, size, x = _batch(rng, g, 8, 12)
-    cases.append(Case([Call.of(_cnn(rng), "features", x, _targets(rng, g, n, 6))],
-                      describe=f"a small CNN, the layer given by its name, {n} images {size}x{size}"))
+    cases.append(
+        Case(
+            [Call.of(_cnn(rng), "features", x, _targets(rng, g, n, 6))],
+            describe=f"a small CNN, the layer given by its name, {n} images {size}x{size}",
+        )
+    )
     return cases
 
 
@@ -179,10 +276,17 @@ def guided_backprop(rng: random.Random) -> list[Case]:
     cases = []
     for _ in range(2):
         n, size, x = _batch(rng, g, 8, 12)
-        cases.append(Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))],
-                          describe=f"a small CNN with ReLUs, {n} images {size}x{size}"))
+        cases.append(
+            Case(
+                [Call.of(_cnn(rng), x, _targets(rng, g, n, 6))],
+                describe=f"a small CNN with ReLUs, {n} images {size}x{size}",
+            )
+        )
     n, size, x = _batch(rng, g, 8, 12)
-    cases.append(Case([Call.of(_cnn(rng, activation="relu6", inplace=True, scale=0.5 + rng.random()), x,
-                               _targets(rng, g, n, 6))],
-                      describe=f"a small CNN with in-place ReLU6, {n} images {size}x{size}"))
+    cases.append(
+        Case(
+            [Call.of(_cnn(rng, activation="relu6", inplace=True, scale=0.5 + rng.random()), x, _targets(rng, g, n, 6))],
+            describe=f"a small CNN with in-place ReLU6, {n} images {size}x{size}",
+        )
+    )
     return cases

@@ -16,6 +16,7 @@ Steps of :func:`judge` (one submission, one lab):
    :class:`Verdict` whose message names the failed property (shape, range, value, timeout, crash)
    without showing the inputs' code or the reference.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class Call:
     patch: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, *args, **kwargs) -> "Call":
+    def of(cls, *args, **kwargs) -> Call:
         return cls(args, kwargs)
 
 
@@ -169,9 +170,17 @@ def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: s
                 raise Mismatch("value", f"{what} differs from the expected values")
             return
         a64, e64 = a.astype(np.float64), e.astype(np.float64)
-        if e64.size and np.all(np.isfinite(e64)) and e64.min() >= 0 and e64.max() <= 1 and a64.size and (
-                np.nanmin(a64) < -atol or np.nanmax(a64) > 1 + atol):
-            raise Mismatch("range", f"{what} has values outside [0, 1] (from {np.nanmin(a64):.3g} to {np.nanmax(a64):.3g})")
+        if (
+            e64.size
+            and np.all(np.isfinite(e64))
+            and e64.min() >= 0
+            and e64.max() <= 1
+            and a64.size
+            and (np.nanmin(a64) < -atol or np.nanmax(a64) > 1 + atol)
+        ):
+            raise Mismatch(
+                "range", f"{what} has values outside [0, 1] (from {np.nanmin(a64):.3g} to {np.nanmax(a64):.3g})"
+            )
         if not np.allclose(a64, e64, atol=atol, rtol=rtol, equal_nan=True):
             diff = np.abs(a64 - e64)
             worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
@@ -186,10 +195,17 @@ def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: s
             raise Mismatch("value", f"{what} has columns {list(actual.columns)}; expected {list(expected.columns)}")
         compare(list(actual.index), list(expected.index), atol=atol, rtol=rtol, what=f"the index of {what}")
         if actual.index.name != expected.index.name:
-            raise Mismatch("value", f"the index of {what} is named {actual.index.name!r}; expected {expected.index.name!r}")
+            raise Mismatch(
+                "value", f"the index of {what} is named {actual.index.name!r}; expected {expected.index.name!r}"
+            )
         for i, column in enumerate(expected.columns):
-            compare(_values(actual.iloc[:, i]), _values(expected.iloc[:, i]), atol=atol, rtol=rtol,
-                    what=f"column {column!r} of {what}")
+            compare(
+                _values(actual.iloc[:, i]),
+                _values(expected.iloc[:, i]),
+                atol=atol,
+                rtol=rtol,
+                what=f"column {column!r} of {what}",
+            )
         return
     if isinstance(expected, dict) and expected.get("$") == "module":
         if not (isinstance(actual, dict) and actual.get("$") == "module"):
@@ -221,8 +237,9 @@ def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: s
                 actual = np.asarray(actual).item()
             else:
                 raise Mismatch("type", f"{what} should be a number; got {_kind(actual)}")
-        if not (math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol)
-                or (math.isnan(expected) and math.isnan(actual))):
+        if not (
+            math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol) or (math.isnan(expected) and math.isnan(actual))
+        ):
             raise Mismatch("value", f"{what} is {actual:.6g}; expected {expected:.6g}")
         return
     raise TypeError(f"the judge cannot compare a {type(expected).__name__}")
@@ -312,13 +329,27 @@ def _encode_call(call: Call, exercise: str, store: worker.Store) -> dict:
             return {"$": "dict", "items": [[k, enc(x)] for k, x in v.items()]}
         return worker.encode(v, store)
 
-    return {"function": call.function or exercise, "args": [enc(a) for a in call.args],
-            "kwargs": {k: enc(v) for k, v in call.kwargs.items()}, "timeout": call.timeout, "patch": call.patch}
+    return {
+        "function": call.function or exercise,
+        "args": [enc(a) for a in call.args],
+        "kwargs": {k: enc(v) for k, v in call.kwargs.items()},
+        "timeout": call.timeout,
+        "patch": call.patch,
+    }
 
 
-def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidden_dir: Path | None = None,
-          reference_dir: Path | None = None, limits: sandbox.Limits = sandbox.Limits(wall_timeout=600),
-          sandbox_mode: str = "require", workdir: Path | None = None) -> Judgement:
+def judge(
+    module: str,
+    student_file: Path,
+    seed: int,
+    *,
+    labkit_dir: Path,
+    hidden_dir: Path | None = None,
+    reference_dir: Path | None = None,
+    limits: sandbox.Limits = sandbox.Limits(wall_timeout=600),
+    sandbox_mode: str = "require",
+    workdir: Path | None = None,
+) -> Judgement:
     """Judge ``student_file`` (the student's ``labkit/<module>.py``) on the hidden cases of ``seed``.
 
     ``labkit_dir`` is the course's student-side ``labkit`` package (the release: stubs, helpers,
@@ -347,43 +378,81 @@ def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidde
             (pkg / "labkit" / f"{module}.py").write_text(source, encoding="utf-8")
         shutil.copy(Path(worker.__file__), inbox / "worker.py")
         store = worker.Store()
-        request_cases = [{"exercise": name, "calls": [_encode_call(c, name, store) for c in case.calls]}
-                         for name in names for case in cases[name]]
-        (inbox / "request.json").write_text(json.dumps({"module": module, "cases": request_cases,
-                                                        "threads": limits.threads or 1}))
+        request_cases = [
+            {"exercise": name, "calls": [_encode_call(c, name, store) for c in case.calls]}
+            for name in names
+            for case in cases[name]
+        ]
+        (inbox / "request.json").write_text(
+            json.dumps({"module": module, "cases": request_cases, "threads": limits.threads or 1})
+        )
         store.save(str(inbox / "arrays.npz"))
 
         site = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
         stdlib = [p for p in sys.path if p.startswith(sys.base_prefix) and "site-packages" not in p]
         inside = Path("/judge")
-        mounts = [sandbox.Mount(inbox, inside / "in"), sandbox.Mount(outbox, inside / "out", writable=True),
-                  sandbox.Mount(pkg, inside / "pkg")]
+        mounts = [
+            sandbox.Mount(inbox, inside / "in"),
+            sandbox.Mount(outbox, inside / "out", writable=True),
+            sandbox.Mount(pkg, inside / "pkg"),
+        ]
         if sandboxed:
             paths, where = [*stdlib, *site, str(inside / "pkg")], inside
         else:  # the same script, on the host's paths
             paths, where = [*stdlib, *site, str(pkg)], box
         from labkit_course.notebooks import thread_env
 
-        env = {"HOME": "/tmp", "LABKIT_OFFLINE": "1", "MPLBACKEND": "agg", "PYTHONHASHSEED": "0", "TQDM_DISABLE": "1",
-               **thread_env(limits.threads or 1)}
+        env = {
+            "HOME": "/tmp",
+            "LABKIT_OFFLINE": "1",
+            "MPLBACKEND": "agg",
+            "PYTHONHASHSEED": "0",
+            "TQDM_DISABLE": "1",
+            **thread_env(limits.threads or 1),
+        }
         runs: dict[int, sandbox.Run] = {}  # case index -> the run that was to produce it
         start_case, log_tail = 0, ""
         for _ in range(len(names) + 1):  # a call that kills the worker costs its exercise only
-
-            argv = [sys.executable, "-S", "-E", "-B", str(where / "in" / "worker.py"), str(where / "in"),
-                    str(where / "out"), str(start_case), *paths]
-            run = sandbox.run(argv, limits=limits, mounts=mounts, env=env, cwd=where / "out" if sandboxed else outbox,
-                              output=box / "worker.log", sandbox=sandboxed, writable=[outbox])
+            argv = [
+                sys.executable,
+                "-S",
+                "-E",
+                "-B",
+                str(where / "in" / "worker.py"),
+                str(where / "in"),
+                str(where / "out"),
+                str(start_case),
+                *paths,
+            ]
+            run = sandbox.run(
+                argv,
+                limits=limits,
+                mounts=mounts,
+                env=env,
+                cwd=where / "out" if sandboxed else outbox,
+                output=box / "worker.log",
+                sandbox=sandboxed,
+                writable=[outbox],
+            )
             notes += [n for n in run.notes if n not in notes]
             log_tail = (box / "worker.log").read_bytes()[-2000:].decode(errors="replace")
             runs.update({c: run for c in range(start_case, len(request_cases))})
-            missing = next((c for c in range(start_case, len(request_cases)) for k in
-                            range(len(request_cases[c]["calls"])) if not (outbox / f"{c}_{k}.json").exists()), None)
+            missing = next(
+                (
+                    c
+                    for c in range(start_case, len(request_cases))
+                    for k in range(len(request_cases[c]["calls"]))
+                    if not (outbox / f"{c}_{k}.json").exists()
+                ),
+                None,
+            )
             if missing is None:
                 break
             lost = request_cases[missing]["exercise"]
-            start_case = next((c for c in range(missing, len(request_cases))
-                               if request_cases[c]["exercise"] != lost), len(request_cases))
+            start_case = next(
+                (c for c in range(missing, len(request_cases)) if request_cases[c]["exercise"] != lost),
+                len(request_cases),
+            )
             if start_case >= len(request_cases):
                 break
 
@@ -415,8 +484,11 @@ def judge(module: str, student_file: Path, seed: int, *, labkit_dir: Path, hidde
                 index += 1
             verdicts[name] = _verdict(name, passed, len(cases[name]), failure)
         if run.returncode not in (0, None) and not run.killed and any(not v.passed for v in verdicts.values()):
-            notes.append("the judge's worker ended with an error: " + log_tail.strip().splitlines()[-1][:300]
-                         if log_tail.strip() else f"the judge's worker ended with code {run.returncode}")
+            notes.append(
+                "the judge's worker ended with an error: " + log_tail.strip().splitlines()[-1][:300]
+                if log_tail.strip()
+                else f"the judge's worker ended with code {run.returncode}"
+            )
         return Judgement(verdicts, flags, notes, time.perf_counter() - start, sandboxed)
     finally:
         shutil.rmtree(box, ignore_errors=True)
@@ -436,10 +508,17 @@ def _read_result(outbox: Path, c: int, k: int, run: sandbox.Run):
         result = worker.load_json(str(stem.with_suffix(".json")))
         arrays = worker.load_arrays(str(stem.with_suffix(".npz"))) if stem.with_suffix(".npz").exists() else {}
     except FileNotFoundError:
-        why = {"timeout": "the submission ran out of time before this call",
-               "memory": "the submission ran out of memory", "processes": "the submission started too many processes"}
-        return _Failed(Mismatch("timeout" if run.killed == "timeout" else "crash",
-                                why.get(run.killed, "the call never returned (the process died)")))
+        why = {
+            "timeout": "the submission ran out of time before this call",
+            "memory": "the submission ran out of memory",
+            "processes": "the submission started too many processes",
+        }
+        return _Failed(
+            Mismatch(
+                "timeout" if run.killed == "timeout" else "crash",
+                why.get(run.killed, "the call never returned (the process died)"),
+            )
+        )
     except Exception as exc:  # noqa: BLE001 -- a forged or broken result file
         return _Failed(Mismatch("crash", f"its result could not be read ({type(exc).__name__})"))
     if not isinstance(result, dict):
@@ -453,8 +532,9 @@ def _read_result(outbox: Path, c: int, k: int, run: sandbox.Run):
         if "NotImplementedError" in raised["types"] and "not implemented yet" in str(raised.get("message")):
             return _Failed(Mismatch("not implemented", "it is not implemented yet"))
         if result.get("import_error"):
-            return _Failed(Mismatch("crash", f"the module could not be imported: {raised['types'][0]}: "
-                                             f"{_first_line(raised)}"))
+            return _Failed(
+                Mismatch("crash", f"the module could not be imported: {raised['types'][0]}: {_first_line(raised)}")
+            )
         return {"$": "raised", "types": [str(t) for t in raised["types"]], "message": str(raised.get("message"))}
     try:
         return worker.decode(result["value"], arrays, torch_tensors=False)
@@ -516,5 +596,6 @@ def _verdict(name: str, passed: int, total: int, failure) -> Verdict:
     kind, detail = failure
     if kind == "not implemented":
         return Verdict(name, False, passed, total, kind, f"{name}: not implemented yet")
-    return Verdict(name, False, passed, total, kind,
-                   f"{name}: {passed}/{total} hidden cases passed; {FRIENDLY[kind]} {detail}")
+    return Verdict(
+        name, False, passed, total, kind, f"{name}: {passed}/{total} hidden cases passed; {FRIENDLY[kind]} {detail}"
+    )

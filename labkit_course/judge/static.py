@@ -13,6 +13,7 @@ an instructor, because a module that needs them is almost surely trying to game 
 
 A flag is a reason to look, not a verdict: :func:`audit` returns human-readable reasons.
 """
+
 from __future__ import annotations
 
 import ast
@@ -43,29 +44,53 @@ ANSWER_LIBRARIES = {
     "classviz": {"captum": "Captum"},
 }
 FORBIDDEN_CALLS = {
-    "_getframe": "frame inspection", "_current_frames": "frame inspection", "settrace": "tracing the judge",
-    "setprofile": "tracing the judge", "addaudithook": "audit hooks", "get_referrers": "reaching other objects",
-    "__import__": "dynamic imports", "exec": "running generated code", "eval": "running generated code",
-    "compile": "running generated code", "system": "starting processes", "fork": "starting processes",
-    "forkpty": "starting processes", "execv": "starting processes", "execve": "starting processes",
-    "posix_spawn": "starting processes", "popen": "starting processes",
+    "_getframe": "frame inspection",
+    "_current_frames": "frame inspection",
+    "settrace": "tracing the judge",
+    "setprofile": "tracing the judge",
+    "addaudithook": "audit hooks",
+    "get_referrers": "reaching other objects",
+    "__import__": "dynamic imports",
+    "exec": "running generated code",
+    "eval": "running generated code",
+    "compile": "running generated code",
+    "system": "starting processes",
+    "fork": "starting processes",
+    "forkpty": "starting processes",
+    "execv": "starting processes",
+    "execve": "starting processes",
+    "posix_spawn": "starting processes",
+    "popen": "starting processes",
 }
 FORBIDDEN_ATTRIBUTES = {
-    "f_back": "frame inspection", "f_locals": "frame inspection", "f_globals": "frame inspection",
-    "tb_frame": "frame inspection", "gi_frame": "frame inspection", "cr_frame": "frame inspection",
-    "__code__": "rewriting functions", "__globals__": "reaching other modules' variables",
-    "__builtins__": "replacing built-in functions", "__subclasses__": "reaching classes by the back door",
+    "f_back": "frame inspection",
+    "f_locals": "frame inspection",
+    "f_globals": "frame inspection",
+    "tb_frame": "frame inspection",
+    "gi_frame": "frame inspection",
+    "cr_frame": "frame inspection",
+    "__code__": "rewriting functions",
+    "__globals__": "reaching other modules' variables",
+    "__builtins__": "replacing built-in functions",
+    "__subclasses__": "reaching classes by the back door",
 }
 # Python's own calls named like the ones above but harmless; flagged only as attributes of these.
-_CALL_OWNERS = {"system": {"os"}, "fork": {"os"}, "forkpty": {"os", "pty"}, "popen": {"os"},
-                "compile": {None}, "exec": {None}, "eval": {None}}
+_CALL_OWNERS = {
+    "system": {"os"},
+    "fork": {"os"},
+    "forkpty": {"os", "pty"},
+    "popen": {"os"},
+    "compile": {None},
+    "exec": {None},
+    "eval": {None},
+}
 
 
 def audit(source: str, module: str) -> list[str]:
     """Reasons to review the exercise module ``source`` of lab module ``module`` ([] if none)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError as exc:
+    except SyntaxError:
         return []  # not a cheat: the judge reports it as a crash
     forbidden = dict(FORBIDDEN_MODULES, **ANSWER_LIBRARIES.get(module, {}))
     reasons: list[str] = []
@@ -96,13 +121,20 @@ def audit(source: str, module: str) -> list[str]:
                 flag(node, f"uses .{node.attr}", FORBIDDEN_ATTRIBUTES[node.attr])
             elif node.attr in FORBIDDEN_CALLS and _owner_matches(node):
                 flag(node, f"uses .{node.attr}", FORBIDDEN_CALLS[node.attr])
-        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS and node.id in (
-                "__import__", "exec", "eval", "compile") and isinstance(node.ctx, ast.Load):
+        elif (
+            isinstance(node, ast.Name)
+            and node.id in FORBIDDEN_CALLS
+            and node.id in ("__import__", "exec", "eval", "compile")
+            and isinstance(node.ctx, ast.Load)
+        ):
             flag(node, f"uses {node.id}", FORBIDDEN_CALLS[node.id])
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_ATTRIBUTES:
             flag(node, f"uses {node.id}", FORBIDDEN_ATTRIBUTES[node.id])
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and any(
-                s in node.value for s in ("labkit_course", "labkit.check", "/proc/", "gradebook")):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and any(s in node.value for s in ("labkit_course", "labkit.check", "/proc/", "gradebook"))
+        ):
             flag(node, f"mentions {node.value[:40]!r}", "a path or module of the grading")
     return sorted(set(reasons), key=lambda r: int(r.split(":")[0][5:]) if r[5:].split(":")[0].isdigit() else 0)
 

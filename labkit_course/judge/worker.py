@@ -20,6 +20,7 @@ positional argument, e.g. a model's layer), ``module`` (a state_dict), ``frame``
 DataFrame), ``raised`` (an exception), ``opaque`` (a value of a type the codec does not carry).
 A call may also ``patch`` labkit attributes with public stand-ins for its duration (:class:`patched`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -98,16 +99,21 @@ def encode(value, store: Store, depth: int = 0):
     if type(value) in (list, tuple):
         return {"$": type(value).__name__, "items": [encode(v, store, depth + 1) for v in value]}
     if type(value) is dict:
-        return {"$": "dict", "items": [[encode(k, store, depth + 1), encode(v, store, depth + 1)]
-                                       for k, v in value.items()]}
+        return {
+            "$": "dict",
+            "items": [[encode(k, store, depth + 1), encode(v, store, depth + 1)] for k, v in value.items()],
+        }
     if _is_module(value):
         state = {k: encode(v, store, depth + 1) for k, v in value.state_dict().items()}
         return {"$": "module", "type": name, "state": state, "training": bool(value.training)}
     if type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas"):
-        return {"$": "frame", "columns": [encode(_plain(c), store, depth + 1) for c in value.columns],
-                "index": encode(_column(value.index), store, depth + 1),
-                "index_name": _plain(value.index.name) if isinstance(value.index.name, (str, int)) else None,
-                "data": [encode(_column(value[c]), store, depth + 1) for c in value.columns]}
+        return {
+            "$": "frame",
+            "columns": [encode(_plain(c), store, depth + 1) for c in value.columns],
+            "index": encode(_column(value.index), store, depth + 1),
+            "index_name": _plain(value.index.name) if isinstance(value.index.name, (str, int)) else None,
+            "data": [encode(_column(value[c]), store, depth + 1) for c in value.columns],
+        }
     if isinstance(value, BaseException):
         return raised(value)
     return {"$": "opaque", "type": name}
@@ -204,8 +210,7 @@ def decode(obj, arrays: dict, args: list | None = None, *, torch_tensors: bool =
             value = getattr(value, part)
         return value
     if kind == "module":
-        return {"$": "module", "state": {k: rec(v) for k, v in obj["state"].items()},
-                "training": obj.get("training")}
+        return {"$": "module", "state": {k: rec(v) for k, v in obj["state"].items()}, "training": obj.get("training")}
     if kind == "frame":
         import pandas as pd
 

@@ -24,6 +24,7 @@ Scaffolding given to you (not exercises): :func:`pad_symmetric`,
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models take them,
 normalize inside and return logits (see ``labkit.models``).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,9 +36,17 @@ import torch.nn.functional as F
 from labkit import validate
 
 __all__ = [
-    "jitter", "blur", "class_visualization_step", "visualize_class", "visualize_class_robust",
-    "pad_symmetric", "fourier_init", "fourier_to_image", "random_transform",
-    "COLOR_CORRELATION", "DEFAULT_LR",
+    "jitter",
+    "blur",
+    "class_visualization_step",
+    "visualize_class",
+    "visualize_class_robust",
+    "pad_symmetric",
+    "fourier_init",
+    "fourier_to_image",
+    "random_transform",
+    "COLOR_CORRELATION",
+    "DEFAULT_LR",
 ]
 
 #: The default step size of :func:`visualize_class`: the L2 norm of one step
@@ -161,8 +170,9 @@ def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
 # --------------------------------------------------------------------------
 # Exercise 3: one step of gradient ascent
 # --------------------------------------------------------------------------
-def class_visualization_step(img: torch.Tensor, model: torch.nn.Module, target, l2_reg: float,
-                             lr: float) -> torch.Tensor:
+def class_visualization_step(
+    img: torch.Tensor, model: torch.nn.Module, target, l2_reg: float, lr: float
+) -> torch.Tensor:
     """One gradient-ascent step on ``logit_target(img) - l2_reg * ||img - 0.5||^2``.
 
     The L2 penalty pulls the image towards plain gray (0.5). The gradient ``g``
@@ -200,9 +210,19 @@ def class_visualization_step(img: torch.Tensor, model: torch.nn.Module, target, 
 # --------------------------------------------------------------------------
 # Exercise 4: the CS231n loop
 # --------------------------------------------------------------------------
-def visualize_class(model: torch.nn.Module, target, steps: int = 200, init: torch.Tensor | None = None,
-                    l2_reg: float = 1e-3, lr: float = DEFAULT_LR, blur_every: int = 10,
-                    blur_sigma: float = 0.5, max_jitter: int = 16, seed: int = 0, callback=None) -> torch.Tensor:
+def visualize_class(
+    model: torch.nn.Module,
+    target,
+    steps: int = 200,
+    init: torch.Tensor | None = None,
+    l2_reg: float = 1e-3,
+    lr: float = DEFAULT_LR,
+    blur_every: int = 10,
+    blur_sigma: float = 0.5,
+    max_jitter: int = 16,
+    seed: int = 0,
+    callback=None,
+) -> torch.Tensor:
     """Synthesize an image the model classifies as ``target`` (Simonyan et al. 2014; CS231n).
 
     The loop, for ``t = 0 .. steps-1``, with every random number drawn from
@@ -272,9 +292,7 @@ def visualize_class(model: torch.nn.Module, target, steps: int = 200, init: torc
 # --------------------------------------------------------------------------
 #: Square root of the RGB covariance of ImageNet photos (from Lucid): a colour
 #: "whitening" basis. Optimizing in it spreads a step over natural colours.
-COLOR_CORRELATION = torch.tensor([[0.26, 0.09, 0.02],
-                                  [0.27, 0.00, -0.05],
-                                  [0.27, -0.09, 0.03]])
+COLOR_CORRELATION = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 
 
 def _freqs(h: int, w: int) -> torch.Tensor:
@@ -309,8 +327,14 @@ def fourier_to_image(params: torch.Tensor, size: int, decay: float = 1.0) -> tor
     return torch.sigmoid(x)
 
 
-def random_transform(img: torch.Tensor, generator: torch.Generator, pad: int = 16, max_jitter: int = 8,
-                     scale_range: tuple[float, float] = (0.9, 1.1), max_rotation: float = 10.0) -> torch.Tensor:
+def random_transform(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    pad: int = 16,
+    max_jitter: int = 8,
+    scale_range: tuple[float, float] = (0.9, 1.1),
+    max_rotation: float = 10.0,
+) -> torch.Tensor:
     """Pad with gray, then jitter, scale and rotate at random (one draw for the batch).
 
     Differentiable: gradients flow back to ``img``. The output has ``img``'s size;
@@ -328,8 +352,10 @@ def random_transform(img: torch.Tensor, generator: torch.Generator, pad: int = 1
     # Output pixel grid covers the central h x w of the padded image, then is
     # scaled by 1/s (s > 1 zooms in), rotated and shifted.
     sx, sy = w / W, h / H
-    theta = torch.tensor([[cos * sx / s, -sin * sy / s * (H / W), 2 * dx / W],
-                          [sin * sx / s * (W / H), cos * sy / s, 2 * dy / H]], dtype=img.dtype)
+    theta = torch.tensor(
+        [[cos * sx / s, -sin * sy / s * (H / W), 2 * dx / W], [sin * sx / s * (W / H), cos * sy / s, 2 * dy / H]],
+        dtype=img.dtype,
+    )
     grid = F.affine_grid(theta.expand(n, 2, 3), (n, 3, h, w), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -337,10 +363,19 @@ def random_transform(img: torch.Tensor, generator: torch.Generator, pad: int = 1
 # --------------------------------------------------------------------------
 # Exercise 5: the robust version
 # --------------------------------------------------------------------------
-def visualize_class_robust(model: torch.nn.Module, target, steps: int = 256, seed: int = 0, lr: float = 0.05,
-                           decay: float = 1.0, pad: int = 16, max_jitter: int = 8,
-                           scale_range: tuple[float, float] = (0.9, 1.1), max_rotation: float = 10.0,
-                           callback=None) -> torch.Tensor:
+def visualize_class_robust(
+    model: torch.nn.Module,
+    target,
+    steps: int = 256,
+    seed: int = 0,
+    lr: float = 0.05,
+    decay: float = 1.0,
+    pad: int = 16,
+    max_jitter: int = 8,
+    scale_range: tuple[float, float] = (0.9, 1.1),
+    max_rotation: float = 10.0,
+    callback=None,
+) -> torch.Tensor:
     """Class visualization that other models recognize too (Olah et al. 2017, Distill).
 
     Three changes to :func:`visualize_class`:

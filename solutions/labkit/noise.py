@@ -15,6 +15,7 @@ Exercises (fill in the bodies):
   prediction (Nguyen et al. 2015).
 * :func:`confidence_auroc`: the AUROC of confidence between photos and noise.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -48,8 +49,9 @@ def _check_probe_frame(df, name: str = "df") -> pd.DataFrame:
         raise TypeError(f"{name} must be the pandas.DataFrame returned by probe(); got {type(df).__name__}")
     missing = [c for c in ("model", "class_index", "class_name", "confidence") if c not in df.columns]
     if missing:
-        raise ValueError(f"{name} must have the columns of probe() {list(PROBE_COLUMNS)}; "
-                         f"missing {missing}, got {list(df.columns)}")
+        raise ValueError(
+            f"{name} must have the columns of probe() {list(PROBE_COLUMNS)}; missing {missing}, got {list(df.columns)}"
+        )
     if len(df) == 0:
         raise ValueError(f"{name} is empty: probe at least one image")
     return df
@@ -125,8 +127,10 @@ def probe(models, images, batch_size=64) -> pd.DataFrame:
         ValueError: ``models`` is empty; ``images`` is not (N,3,H,W) in [0,1].
     """
     if not isinstance(models, dict):
-        raise TypeError(f"models must be a dict {{name: model}}; got {type(models).__name__}"
-                        + (" (wrap a single model as {'name': model})" if isinstance(models, nn.Module) else ""))
+        raise TypeError(
+            f"models must be a dict {{name: model}}; got {type(models).__name__}"
+            + (" (wrap a single model as {'name': model})" if isinstance(models, nn.Module) else "")
+        )
     if not models:
         raise ValueError("models is an empty dict; give at least one {name: model}")
     for name, model in models.items():
@@ -142,20 +146,24 @@ def probe(models, images, batch_size=64) -> pd.DataFrame:
         confidences, indices = {name: [] for name in models}, {name: [] for name in models}
         for name, start in batches:
             bar.set_postfix_str(str(name), refresh=False)
-            probs = models[name](images[start:start + batch_size]).float().softmax(-1)
+            probs = models[name](images[start : start + batch_size]).float().softmax(-1)
             conf, idx = probs.max(-1)
             confidences[name].append(conf)
             indices[name].append(idx)
             bar.update(len(conf))
     for name in models:
         idx = torch.cat(indices[name]).tolist()
-        frames.append(pd.DataFrame({
-            "model": [name] * n,
-            "image": np.arange(n),
-            "class_index": np.asarray(idx, dtype=np.int64),
-            "class_name": [_class_name(i) for i in idx],
-            "confidence": torch.cat(confidences[name]).numpy().astype(np.float64),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": [name] * n,
+                    "image": np.arange(n),
+                    "class_index": np.asarray(idx, dtype=np.int64),
+                    "class_name": [_class_name(i) for i in idx],
+                    "confidence": torch.cat(confidences[name]).numpy().astype(np.float64),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
     ### END SOLUTION
 
@@ -186,8 +194,7 @@ def class_counts(df, top=10) -> pd.DataFrame:
     df = _check_probe_frame(df)
     top = validate.positive_int(top, "top")
     ### BEGIN SOLUTION
-    counts = (df.groupby(["model", "class_index", "class_name"], sort=False).size()
-              .rename("count").reset_index())
+    counts = df.groupby(["model", "class_index", "class_name"], sort=False).size().rename("count").reset_index()
     order = {name: i for i, name in enumerate(df["model"].drop_duplicates())}
     counts["_order"] = counts["model"].map(order)
     counts = counts.sort_values(["_order", "count", "class_index"], ascending=[True, False, True], kind="stable")
@@ -245,7 +252,9 @@ def _scores(values, name: str) -> np.ndarray:
     elif isinstance(values, pd.Series):
         values = values.to_numpy()
     elif not isinstance(values, (np.ndarray, list, tuple)):
-        raise TypeError(f"{name} must be a 1-D tensor, array, Series or list of confidences; got {type(values).__name__}")
+        raise TypeError(
+            f"{name} must be a 1-D tensor, array, Series or list of confidences; got {type(values).__name__}"
+        )
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):

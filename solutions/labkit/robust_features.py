@@ -21,6 +21,7 @@ your ``train_classifier``, ``evaluate`` and ``make_adversarial_dataset``.
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models normalize
 inside and return logits.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -34,9 +35,18 @@ from labkit import data, validate
 from labkit.experiments import MODES, lab2_pgd
 
 
-def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, labels, eps: float, steps: int,
-                             step_size: float, mode: str = "det", num_classes: int = 10, seed: int = 0,
-                             batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def make_adversarial_dataset(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels,
+    eps: float,
+    steps: int,
+    step_size: float,
+    mode: str = "det",
+    num_classes: int = 10,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Relabel a dataset with adversarial targets: Ilyas et al.'s D_det or D_rand.
 
     Each image gets a target class ``t != y``:
@@ -102,8 +112,8 @@ def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, label
     try:
         starts = range(0, len(images), batch_size)
         for start in tqdm(starts, desc=f"D_{mode}: targeted L2 PGD", leave=False, disable=len(starts) == 1):
-            x = images[start:start + batch_size].to(device)
-            t = targets[start:start + batch_size].to(device)
+            x = images[start : start + batch_size].to(device)
+            t = targets[start : start + batch_size].to(device)
             adv = pgd(model, x, t, eps=eps, step_size=step_size, steps=steps, norm="l2", targeted=True)
             out.append(adv.to(images.device))
     finally:
@@ -112,8 +122,16 @@ def make_adversarial_dataset(model: torch.nn.Module, images: torch.Tensor, label
     ### END SOLUTION
 
 
-def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epochs: int, lr: float,
-                     batch_size: int = 128, seed: int = 0, augment: bool = False) -> torch.nn.Module:
+def train_classifier(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels,
+    epochs: int,
+    lr: float,
+    batch_size: int = 128,
+    seed: int = 0,
+    augment: bool = False,
+) -> torch.nn.Module:
     """Train ``model`` (in place) with a plain loop; return it in eval mode.
 
     The recipe: cross-entropy loss; SGD with Nesterov momentum 0.9 and weight
@@ -148,11 +166,13 @@ def train_classifier(model: torch.nn.Module, images: torch.Tensor, labels, epoch
     lr = validate.positive(lr, "lr")
     batch_size = validate.positive_int(batch_size, "batch_size")
     seed = validate.integer(seed, "seed")
-    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))),
-                              name="labels")
+    labels = validate.targets(
+        labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))), name="labels"
+    )
     if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("model has no trainable parameters (it is frozen); train a fresh one, "
-                         "e.g. labkit.models.small_cnn()")
+        raise ValueError(
+            "model has no trainable parameters (it is frozen); train a fresh one, e.g. labkit.models.small_cnn()"
+        )
     ### BEGIN SOLUTION
     gen = torch.Generator().manual_seed(seed)
     device = validate.device(model)
@@ -196,8 +216,9 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels, batch_size: i
     model = validate.module(model)
     images = validate.images(images)
     batch_size = validate.positive_int(batch_size, "batch_size")
-    labels = validate.targets(labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))),
-                              name="labels")
+    labels = validate.targets(
+        labels, len(images), validate.num_classes(model, images[:1].to(validate.device(model))), name="labels"
+    )
     ### BEGIN SOLUTION
     was_training = model.training
     model.eval()
@@ -205,8 +226,8 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels, batch_size: i
     correct = 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            preds = model(images[start:start + batch_size].to(device)).argmax(1).cpu()
-            correct += int((preds == labels[start:start + batch_size].cpu()).sum())
+            preds = model(images[start : start + batch_size].to(device)).argmax(1).cpu()
+            correct += int((preds == labels[start : start + batch_size].cpu()).sum())
     model.train(was_training)
     return correct / len(images)
     ### END SOLUTION
@@ -236,14 +257,13 @@ def per_class_accuracy(model: torch.nn.Module, images: torch.Tensor, labels, cla
     model.eval()
     device = validate.device(model)
     with torch.no_grad():
-        preds = torch.cat([model(images[s:s + 512].to(device)).argmax(1).cpu() for s in range(0, len(images), 512)])
+        preds = torch.cat([model(images[s : s + 512].to(device)).argmax(1).cpu() for s in range(0, len(images), 512)])
     model.train(was_training)
     labels = labels.cpu()
     c = len(class_names)
     n = torch.bincount(labels, minlength=c)
     correct = torch.bincount(labels[preds == labels], minlength=c)
-    table = pd.DataFrame({"n": n.numpy(), "correct": correct.numpy()},
-                         index=pd.Index(class_names, name="class"))
+    table = pd.DataFrame({"n": n.numpy(), "correct": correct.numpy()}, index=pd.Index(class_names, name="class"))
     table["accuracy"] = table["correct"] / table["n"].where(table["n"] > 0)
     return table
     ### END SOLUTION

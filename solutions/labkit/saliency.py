@@ -7,6 +7,7 @@ LongTensor (N,). Models may have frozen parameters: ask for gradients on the
 input, never on the weights. All functions are batched: no Python loop over
 pixels.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ def gradient_saliency(model: nn.Module, images: torch.Tensor, targets) -> torch.
     ### END SOLUTION
 
 
-def smoothgrad(model: nn.Module, images: torch.Tensor, targets, n_samples: int = 25,
-               noise_level: float = 0.15, seed: int = 0) -> torch.Tensor:
+def smoothgrad(
+    model: nn.Module, images: torch.Tensor, targets, n_samples: int = 25, noise_level: float = 0.15, seed: int = 0
+) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): gradient saliency averaged over noisy copies.
 
     For each image, draw ``n_samples`` Gaussian noise tensors with standard
@@ -120,8 +122,9 @@ def ig_quadrature(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ((edges[:-1] + edges[1:]) / 2).float(), edges.diff().float()
 
 
-def integrated_gradients(model: nn.Module, images: torch.Tensor, targets, baseline=None,
-                         steps: int = 50, batch_size: int = 16) -> torch.Tensor:
+def integrated_gradients(
+    model: nn.Module, images: torch.Tensor, targets, baseline=None, steps: int = 50, batch_size: int = 16
+) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017).
 
         IG(x) = (x - b) * integral_0^1 grad logit_target(b + alpha (x - b)) d alpha
@@ -156,7 +159,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, targets, baseli
     total = torch.zeros_like(images)
     chunks = range(0, n * steps, batch_size)
     for start in tqdm(chunks, desc="integrated gradients", leave=False, delay=2):
-        i, k = image_of[start:start + batch_size], step_of[start:start + batch_size]
+        i, k = image_of[start : start + batch_size], step_of[start : start + batch_size]
         a = alphas[k].view(-1, 1, 1, 1)
         path = baseline[i] + a * (images[i] - baseline[i])
         grads = input_gradients(model, path, targets[i])
@@ -165,8 +168,15 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, targets, baseli
     ### END SOLUTION
 
 
-def occlusion(model: nn.Module, images: torch.Tensor, targets, window: int = 16, stride: int = 8,
-              baseline: float = 0.0, batch_size: int = 64) -> torch.Tensor:
+def occlusion(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets,
+    window: int = 16,
+    stride: int = 8,
+    baseline: float = 0.0,
+    batch_size: int = 64,
+) -> torch.Tensor:
     """Occlusion, a.k.a. leave-one-out (Zeiler & Fergus 2014).
 
     Slide a ``window`` x ``window`` patch (all channels) over the image with
@@ -207,10 +217,10 @@ def occlusion(model: nn.Module, images: torch.Tensor, targets, window: int = 16,
         for image, target, score in zip(images, targets, clean):
             drops = []
             for start in range(0, nh * nw, batch_size):
-                top, left = tops[start:start + batch_size], lefts[start:start + batch_size]
+                top, left = tops[start : start + batch_size], lefts[start : start + batch_size]
                 batch = image.expand(len(top), -1, -1, -1).clone(memory_format=torch.channels_last)
-                for j, (t, l) in enumerate(zip(top.tolist(), left.tolist())):
-                    batch[j, :, t:t + window, l:l + window] = baseline
+                for j, (t, lft) in enumerate(zip(top.tolist(), left.tolist())):
+                    batch[j, :, t : t + window, lft : lft + window] = baseline
                 drops.append(score - model(batch)[:, target])
                 bar.update(len(top))
             # Spread each patch's drop over the pixels it covers, then divide by
@@ -302,6 +312,7 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, targets) -> torch.Te
         (N,3,H,W) signed.
     """
     images, targets = _prepare(model, images, targets)
+
     ### BEGIN SOLUTION
     def guide(module, inputs, output):
         return _PositiveGradient.apply(output)

@@ -6,6 +6,7 @@ from the real package plus ``labkit/check/toy.py``, ``solutions/labkit/toy.py``,
 derives one submission per case from the released assignment. The toy lab needs no
 torch, so autograding one submission takes a few seconds.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -102,14 +103,22 @@ def _meta(**kw):
 def solved_notebook() -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell("# Toy lab\nScale and sum lists.", metadata=_meta(locked=True, grade_id="intro")),
-        new_code_cell("import os\nfrom labkit import check\nimport labkit.check.toy\nfrom labkit.toy import scale, total\n"
-                      "print('LABKIT_THREADS =', os.environ.get('LABKIT_THREADS'))",
-                      metadata=_meta(locked=True, grade_id="setup")),
-        new_code_cell("assert check.toy.scale()", metadata=_meta(grade=True, locked=True, points=2, grade_id="test_scale")),
-        new_code_cell("assert check.toy.total()", metadata=_meta(grade=True, locked=True, points=3, grade_id="test_total")),
+        new_code_cell(
+            "import os\nfrom labkit import check\nimport labkit.check.toy\nfrom labkit.toy import scale, total\n"
+            "print('LABKIT_THREADS =', os.environ.get('LABKIT_THREADS'))",
+            metadata=_meta(locked=True, grade_id="setup"),
+        ),
+        new_code_cell(
+            "assert check.toy.scale()", metadata=_meta(grade=True, locked=True, points=2, grade_id="test_scale")
+        ),
+        new_code_cell(
+            "assert check.toy.total()", metadata=_meta(grade=True, locked=True, points=3, grade_id="test_total")
+        ),
         new_markdown_cell("Why does `total([])` return 0?", metadata=_meta(locked=True, grade_id="question")),
-        new_markdown_cell("Because the sum of nothing is the additive identity, 0.",
-                          metadata=_meta(grade=True, solution=True, points=1, grade_id="answer")),
+        new_markdown_cell(
+            "Because the sum of nothing is the additive identity, 0.",
+            metadata=_meta(grade=True, solution=True, points=1, grade_id="answer"),
+        ),
     ]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -142,29 +151,34 @@ def _solution_body() -> str:
 
 
 PARTIAL = _solution_body().replace("    s = 0\n    for x in xs:\n        s += x\n    return s\n", "    return 0\n")
-HARDCODED = '''\
+HARDCODED = """\
 def scale(xs, k):
     return {(1, 2, 3): [2, 4, 6]}.get(tuple(xs), [])
 
 
 def total(xs):
     return 6
-'''
-LOOP = _solution_body().replace("    s = 0\n    for x in xs:", "    s = 0\n    while True:\n        pass\n    for x in xs:")
+"""
+LOOP = _solution_body().replace(
+    "    s = 0\n    for x in xs:", "    s = 0\n    while True:\n        pass\n    for x in xs:"
+)
 NOISY = _solution_body().replace(
-    '    return [k * x for x in xs]\n',
+    "    return [k * x for x in xs]\n",
     '    import sys, warnings\n    warnings.warn("scale() is noisy")\n'
-    '    print("debug: scaling", file=sys.stderr)\n    return [k * x for x in xs]\n')
-HUGE = _solution_body().replace('    return [k * x for x in xs]\n',
-                                '    hog = bytearray(16 * 2**30)\n    return [k * x for x in xs]\n')
+    '    print("debug: scaling", file=sys.stderr)\n    return [k * x for x in xs]\n',
+)
+HUGE = _solution_body().replace(
+    "    return [k * x for x in xs]\n", "    hog = bytearray(16 * 2**30)\n    return [k * x for x in xs]\n"
+)
 CRASH = _solution_body().replace("    s = 0\n", "    import os\n    os._exit(1)  # the kernel dies\n    s = 0\n")
 SNOOP = _solution_body().replace(
-    '    return [k * x for x in xs]\n',
+    "    return [k * x for x in xs]\n",
     '    import glob\n    for path in glob.glob("../../../*.db"):\n        open(path, "rb").read()\n'
-    '    return [k * x for x in xs]\n')
+    "    return [k * x for x in xs]\n",
+)
 
 # Hostile samples: each attacks the grading itself. <course> and <marker> are filled in per course.
-CTYPES_PEER = '''\
+CTYPES_PEER = """\
 import ctypes
 
 _libc = ctypes.CDLL(None)
@@ -182,8 +196,8 @@ def scale(xs, k):
 
 def total(xs):
     return _peer["total"](xs)
-'''
-CTYPES_WIPE_HEAD = '''\
+"""
+CTYPES_WIPE_HEAD = """\
 import ctypes
 
 _libc = ctypes.CDLL(None)
@@ -192,9 +206,9 @@ for _path in (b"<course>/gradebook.db", b"../../../gradebook.db"):
     if _fd >= 0:
         _libc.write(_fd, b"\\0" * 4096, 4096)
         _libc.close(_fd)
-'''
+"""
 CTYPES_WIPE = CTYPES_WIPE_HEAD + _solution_body()
-MONKEYPATCH = '''\
+MONKEYPATCH = """\
 import sys
 
 import numpy.testing
@@ -212,8 +226,8 @@ def scale(xs, k):
 
 def total(xs):
     return 0
-'''
-FRAME_WALKER = '''\
+"""
+FRAME_WALKER = """\
 import sys
 
 
@@ -233,8 +247,8 @@ def scale(xs, k):
 
 def total(xs):
     return _steal("expected", "_expected", "reference")
-'''
-PICKLE_PAYLOAD = '''\
+"""
+PICKLE_PAYLOAD = """\
 import json
 import os
 import sys
@@ -261,8 +275,8 @@ def total(xs):
             json.dump({"value": {"$": "array", "key": "arr_0"}}, f)
         os._exit(0)
     return sum(xs)
-'''
-FORGED_RESULTS = '''\
+"""
+FORGED_RESULTS = """\
 import json
 import os
 import sys
@@ -282,19 +296,21 @@ def scale(xs, k):
 
 def total(xs):
     return 0
-'''
+"""
 FORK_BOMB = _solution_body().replace(
-    "    return [k * x for x in xs]\n",
-    "    import os\n    while True:\n        os.fork()\n")
+    "    return [k * x for x in xs]\n", "    import os\n    while True:\n        os.fork()\n"
+)
 DETACHED = _solution_body().replace(
     "    return [k * x for x in xs]\n",
     "    import subprocess\n    subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
-    "    return [k * x for x in xs]\n")
+    "    return [k * x for x in xs]\n",
+)
 NETWORK = _solution_body().replace(
     "    return [k * x for x in xs]\n",
     "    import socket\n    for host in ('127.0.0.1', '8.8.8.8'):\n        try:\n"
     "            socket.create_connection((host, 53), timeout=2).close()\n            return []\n"
-    "        except OSError:\n            pass\n    return [k * x for x in xs]\n")
+    "        except OSError:\n            pass\n    return [k * x for x in xs]\n",
+)
 SYSEXIT = "raise SystemExit('no grading for you')\n" + _solution_body()
 
 #: student -> expected (auto score of test_scale, of test_total, status)
@@ -331,10 +347,17 @@ def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = N
 
     The hostile samples know the course's real path, as a determined student could."""
     course = Path(course)
-    hostile = {name: text.replace("<course>", str(course)).replace("<marker>", str(course.parent / MARKER))
-               for name, text in (
-        ("ctypes_peer", CTYPES_PEER), ("ctypes_wipe", CTYPES_WIPE), ("monkeypatch", MONKEYPATCH),
-        ("frame_walker", FRAME_WALKER), ("pickle_payload", PICKLE_PAYLOAD), ("forged_results", FORGED_RESULTS))}
+    hostile = {
+        name: text.replace("<course>", str(course)).replace("<marker>", str(course.parent / MARKER))
+        for name, text in (
+            ("ctypes_peer", CTYPES_PEER),
+            ("ctypes_wipe", CTYPES_WIPE),
+            ("monkeypatch", MONKEYPATCH),
+            ("frame_walker", FRAME_WALKER),
+            ("pickle_payload", PICKLE_PAYLOAD),
+            ("forged_results", FORGED_RESULTS),
+        )
+    }
     hostile.update(fork_bomb=FORK_BOMB, detached=DETACHED, network=NETWORK, sys_exit=SYSEXIT)
     release = course / "release" / aid
     names = only or list(EXPECTED)
@@ -350,9 +373,16 @@ def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = N
         answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "answer")
         answer.source = "Because an empty sum is 0."
         source = {
-            "perfect": _solution_body(), "partial": PARTIAL, "hardcoded": HARDCODED,
-            "infinite_loop": LOOP, "stderr_noise": NOISY, "huge_allocation": HUGE,
-            "reads_gradebook": SNOOP, "edit_helper": HARDCODED, "kernel_crash": CRASH, **hostile,
+            "perfect": _solution_body(),
+            "partial": PARTIAL,
+            "hardcoded": HARDCODED,
+            "infinite_loop": LOOP,
+            "stderr_noise": NOISY,
+            "huge_allocation": HUGE,
+            "reads_gradebook": SNOOP,
+            "edit_helper": HARDCODED,
+            "kernel_crash": CRASH,
+            **hostile,
         }.get(name)
         if source is not None:
             module.write_text(source)
@@ -362,10 +392,13 @@ def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = N
                     cell.source = "print('all tests passed')"
         if name == "edit_helper":  # make every public check pass, whatever the code
             runner = dest / "labkit" / "check" / "runner.py"
-            runner.write_text(runner.read_text().replace(
-                "    def __call__(self, fn: Callable | None = None, verbose: bool = True) -> Report:\n",
-                "    def __call__(self, fn: Callable | None = None, verbose: bool = True) -> Report:\n"
-                "        return True\n"))
+            runner.write_text(
+                runner.read_text().replace(
+                    "    def __call__(self, fn: Callable | None = None, verbose: bool = True) -> Report:\n",
+                    "    def __call__(self, fn: Callable | None = None, verbose: bool = True) -> Report:\n"
+                    "        return True\n",
+                )
+            )
             (dest / "labkit" / "grading.py").write_text("def hidden_seed():\n    return 0\n")
         nbformat.write(nb, nb_path)
         if name == "malformed":
