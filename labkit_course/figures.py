@@ -8,6 +8,7 @@ of its source, so figures follow the notebooks as they change), recompressed to 
 300 KB. The README's gallery (between ``<!-- FIGURES -->`` and ``<!-- /FIGURES -->``) is rewritten from
 :data:`FIGURES` too. Nothing is drawn by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,13 @@ class Figure:
 FIGURES = [
     Figure(1, 'ours = {"gradient"', "Lab 1: six saliency methods on one photo, yours (top) and Captum's (bottom)"),
     Figure(2, "rows, titles = [], []", "Lab 2: photos walked to another class, and the perturbation that does it"),
-    Figure(3, "robust = with_progress(visualize_class_robust", "Lab 3: what EfficientNet-Lite0 thinks each class looks like"),
+    Figure(
+        3,
+        "robust = with_progress(visualize_class_robust",
+        "Lab 3: what EfficientNet-Lite0 thinks each class looks like",
+    ),
     Figure(4, 'ax.hist(results["seed000"]', "Lab 4: the model's confidence on noise and on photos"),
-    Figure(5, 'ax.barh(order, means', "Lab 5: models trained on adversarially relabelled digits, tested on clean ones"),
+    Figure(5, "ax.barh(order, means", "Lab 5: models trained on adversarially relabelled digits, tested on clean ones"),
 ]
 
 
@@ -47,8 +52,9 @@ def _image(nb, figure: Figure) -> bytes:
         raise LookupError(f"lab {figure.lab}: no code cell contains {figure.cell!r}")
     images = [o["data"]["image/png"] for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     if len(images) <= figure.index:
-        raise LookupError(f"lab {figure.lab}: the cell with {figure.cell!r} has {len(images)} image(s); "
-                          f"was the notebook executed?")
+        raise LookupError(
+            f"lab {figure.lab}: the cell with {figure.cell!r} has {len(images)} image(s); was the notebook executed?"
+        )
     return base64.b64decode(images[figure.index])
 
 
@@ -60,8 +66,11 @@ def compress(png: bytes, max_bytes: int = MAX_BYTES, max_width: int = 1400) -> b
     image = Image.open(io.BytesIO(png)).convert("RGB")
     width = min(image.width, max_width)
     while True:
-        scaled = image if width == image.width else image.resize(
-            (width, round(image.height * width / image.width)), Image.LANCZOS)
+        scaled = (
+            image
+            if width == image.width
+            else image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        )
         for encode in (
             lambda im: im,
             lambda im: im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG),
@@ -93,22 +102,24 @@ def make_figures(executed: Path, out: Path = OUT, labs: list[int] | None = None)
         target = out / f"lab{figure.lab}.png"
         target.write_bytes(png)
         written.append(target)
-        print(f"lab {figure.lab}: {target.relative_to(REPO) if target.is_relative_to(REPO) else target} "
-              f"({len(png) // 1024} KB)")
+        print(
+            f"lab {figure.lab}: {target.relative_to(REPO) if target.is_relative_to(REPO) else target} "
+            f"({len(png) // 1024} KB)"
+        )
     return written
 
 
 def gallery(out: Path = OUT) -> str:
     """The README's gallery: Lab 1 across the page, then two figures a row."""
+
     def cell(figure: Figure, attrs: str = "") -> str:
         src = (out / f"lab{figure.lab}.png").relative_to(REPO).as_posix()
-        return (f'<td{attrs}><img src="{src}" alt="{figure.caption}"><br>'
-                f'<sub>{figure.caption}</sub></td>')
+        return f'<td{attrs}><img src="{src}" alt="{figure.caption}"><br><sub>{figure.caption}</sub></td>'
 
     first, *rest = FIGURES
     rows = ["<tr>" + cell(first, ' colspan="2"') + "</tr>"]
     for i in range(0, len(rest), 2):
-        rows.append("<tr>" + "".join(cell(f, ' width="50%"') for f in rest[i:i + 2]) + "</tr>")
+        rows.append("<tr>" + "".join(cell(f, ' width="50%"') for f in rest[i : i + 2]) + "</tr>")
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
@@ -128,7 +139,9 @@ def update_readme(readme: Path = REPO / "README.md", out: Path = OUT) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit_course.figures", description=__doc__.splitlines()[0])
-    parser.add_argument("executed", nargs="?", default="build/run", help="folder of executed notebooks (default build/run)")
+    parser.add_argument(
+        "executed", nargs="?", default="build/run", help="folder of executed notebooks (default build/run)"
+    )
     parser.add_argument("--out", default=str(OUT), help="where to write labN.png (default docs/figures)")
     parser.add_argument("--labs", help="comma-separated lab numbers (default: all)")
     args = parser.parse_args(argv)
