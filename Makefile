@@ -11,7 +11,7 @@ LAB_STAMP := $(VENV)/.installed-lab
 # stay off even in a venv where `make test` installed nbgrader.
 STUDENT_JUPYTER := JUPYTER_CONFIG_PATH=$(CURDIR)/binder/student
 
-.PHONY: install lab test run figures sync bench bench-quick clean
+.PHONY: install lab test test-fast lint run figures sync bench bench-quick clean
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ lab: $(LAB_STAMP)     ## open JupyterLab on the student notebooks
 
 test: install         ## the full test suite, offline (what CI runs)
 	LABKIT_OFFLINE=1 $(BIN)/python -m pytest
+
+test-fast: install    ## the tests that start no kernel, sandbox or browser (-m "not slow")
+	LABKIT_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
+
+lint: install         ## ruff: lint and format check (CI runs it)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 run: install          ## execute every solved notebook headless, offline, into build/run/; then the README figures
 	LABKIT_OFFLINE=1 $(BIN)/labkit-course run

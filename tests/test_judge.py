@@ -198,6 +198,7 @@ def linear_adversarial(weights, x, label, target, eps):
 '''
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_judge_lab2_honest_passes_and_the_cheats_do_not(tmp_path):
     honest = _judge(tmp_path, _reference_source())
@@ -232,6 +233,7 @@ def test_judge_lab2_honest_passes_and_the_cheats_do_not(tmp_path):
     assert any("torchattacks" in f for f in copier.flags)
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_judge_a_crash_costs_only_its_exercise(tmp_path):
     crashing = _reference_source().replace(
@@ -244,6 +246,7 @@ def test_judge_a_crash_costs_only_its_exercise(tmp_path):
     assert all(j.verdicts[e].passed for e in ("fgsm", "pgd", "fooling_image"))
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_judge_sees_no_course_no_network_and_cannot_write(tmp_path):
     probe = _reference_source() + textwrap.dedent(f"""
