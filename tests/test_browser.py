@@ -203,6 +203,9 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
         # the set-up: every cell up to and including the parameters cell
         code = page.locator(".jp-Notebook .jp-CodeCell")
         sources = _code_sources(root / "01_saliency.ipynb")
+        deadline = time.monotonic() + TIMEOUT / 1000  # cells attach one by one after the first shows
+        while code.count() < len(sources) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert code.count() == len(sources)
         params = next(i for i, s in enumerate(sources) if s.startswith("# Parameters"))
         checked = next(i for i, s in enumerate(sources) if "check.saliency.input_gradients()" in s)
