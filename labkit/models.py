@@ -95,12 +95,9 @@ _libc = None
 def trim_memory_after_each_cell(shell=None) -> bool:
     """Run :func:`trim_memory` after every cell of this IPython session, so that each cell starts from
     what the notebook really holds (Binder guarantees 1 GB). Safe to call again; False outside IPython."""
-    if shell is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return False
-        shell = get_ipython()
+    from labkit.reload import ipython_shell
+
+    shell = ipython_shell(shell)
     if shell is None:
         return False
     callbacks = shell.events.callbacks["post_run_cell"]

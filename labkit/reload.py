@@ -128,18 +128,24 @@ def _rebind(namespace: dict, old: dict, new: dict) -> None:
             namespace[key] = new[attr]
 
 
+def ipython_shell(shell=None):
+    """``shell``, or the running IPython session's, or None outside IPython."""
+    if shell is not None:
+        return shell
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
 def watch_exercises(shell=None, verbose: bool = True) -> bool:
     """Reload changed exercise modules before every cell of this IPython session.
 
     Safe to call again (re-running the set-up cell registers one hook, not two). Returns False,
     doing nothing, outside IPython.
     """
-    if shell is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return False
-        shell = get_ipython()
+    shell = ipython_shell(shell)
     if shell is None:
         return False
     unwatch()

@@ -61,12 +61,15 @@ def exercise_points(lab: Lab, repo: Path) -> dict[str, float]:
 
     solved = nbformat.read(repo / "solutions" / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
     exercises = list(hidden_tests(lab.module, repo / "labkit_course" / "hidden").EXERCISES)
-    points = {}
-    for cell in solved.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        called = test_cell_exercises(nbformat.v4.new_notebook(cells=[cell]), exercises).get(gid) or []
+    cell_points = {
+        c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader.get("points", 0))
+        for c in solved.cells
+        if "nbgrader" in c.metadata
+    }
+    points: dict[str, float] = {}
+    for gid, called in test_cell_exercises(solved, exercises).items():
         for name in called:
-            points[name] = points.get(name, 0.0) + float(cell.metadata.nbgrader["points"]) / len(called)
+            points[name] = points.get(name, 0.0) + cell_points[gid] / len(called)
     return points
 
 
