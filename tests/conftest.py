@@ -44,6 +44,12 @@ def load_implementation(module: str, kind: str):
     return load_reference(module)
 
 
+@pytest.fixture(scope="session")
+def reference_pgd():
+    """Lab 2's reference ``pgd``: Lab 5's pipeline is tested with it, whatever the student's Lab 2 holds."""
+    return load_reference("adversarial").pgd
+
+
 def pytest_generate_tests(metafunc):
     """A test that takes ``public_check`` runs once per public check of its module's lab
     (``EXERCISE_MODULE``): every check must pass on the reference and fail on the stub."""

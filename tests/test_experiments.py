@@ -8,16 +8,15 @@ import pytest
 import torch
 
 from labkit import data, experiments, models
-from tests.conftest import load_implementation
+from labkit_course.repo import load_reference
 
 
 @pytest.fixture(scope="module")
-def reference():
+def reference(reference_pgd):
     """Lab 5's reference exercises, wired to Lab 2's reference pgd."""
-    rf = load_implementation("robust_features", "reference")
-    pgd = load_implementation("adversarial", "reference").pgd
+    rf = load_reference("robust_features")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rf, "lab2_pgd", lambda: pgd)
+        mp.setattr(rf, "lab2_pgd", lambda: reference_pgd)
         yield rf
 
 

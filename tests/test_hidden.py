@@ -71,14 +71,19 @@ def test_cases_depend_on_the_seed_only(module):
     assert _drawn(module, 8)[0] != first[0], "another seed should draw other cases"
 
 
+def _judge(exercises_dir, module, seed, workdir):
+    """The sandboxed verdict on ``exercises_dir/<module>.py`` (the rest of labkit is the student's package)."""
+    return judge(
+        module, exercises_dir / f"{module}.py", seed, labkit_dir=REPO / "labkit", limits=LIMITS, workdir=workdir
+    )
+
+
 @pytest.mark.slow
 @needs_bwrap
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("module", LABS)
 def test_reference_passes_every_hidden_case(module, seed, tmp_path):
-    verdict = judge(
-        module, SOLUTIONS / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit", limits=LIMITS, workdir=tmp_path
-    )
+    verdict = _judge(SOLUTIONS / "labkit", module, seed, tmp_path)
     assert verdict.sandboxed
     assert list(verdict.verdicts) == exercises_of(module)
     failed = [v.message for v in verdict.verdicts.values() if not v.passed]
@@ -92,9 +97,7 @@ def test_reference_passes_every_hidden_case(module, seed, tmp_path):
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("module", LABS)
 def test_stub_is_not_implemented(module, seed, tmp_path):
-    verdict = judge(
-        module, REPO / "labkit" / f"{module}.py", seed, labkit_dir=REPO / "labkit", limits=LIMITS, workdir=tmp_path
-    )
+    verdict = _judge(REPO / "labkit", module, seed, tmp_path)
     assert list(verdict.verdicts) == exercises_of(module)
     for v in verdict.verdicts.values():
         assert not v.passed and v.failure == "not implemented", v.message

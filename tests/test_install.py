@@ -5,8 +5,9 @@
 * test-only dependencies with broken pins (torchattacks) stay out of the user environments;
 * ``binder/postBuild`` runs in a fresh environment without the network, and leaves labkit importable;
 * the Colab install (the command of every notebook's Colab cell) upgrades none of Colab's torch,
-  torchvision and numpy: ``pip install --dry-run --report`` into an environment that already has them.
-  That one needs the package index, and skips saying so without it.
+  torchvision and numpy: ``pip install --dry-run --report`` into an environment that already has them;
+  and on Colab's Python 3.13, everything resolves next to its torch, numpy, IPython 7.34 and ipykernel.
+  Those two need the package index, and skip saying so without it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from labkit_course.repo import REPO
 ENVIRONMENTS = [REPO / "environment.yml", REPO / "binder" / "environment.yml"]
 #: Colab 2026's preinstalled versions (Python 3.13, torch 2.11, torchvision 0.26, numpy 2.1)
 COLAB = {"torch": "2.11.0", "torchvision": "0.26.0", "numpy": "2.1.2"}
+#: Colab's Jupyter kernel, which an upgrade would break (its IPython 7.34 is pinned by google-colab)
+COLAB_KERNEL = {"ipython": "7.34.0", "ipykernel": "6.17.1"}
 #: dependencies of the test suite only, whose pins would break a user's environment
 TEST_ONLY = ("torchattacks", "pytest", "playwright")
 
@@ -173,31 +176,16 @@ def test_binder_postbuild_runs_offline_in_a_fresh_environment(tmp_path):
     assert where.returncode == 0 and Path(where.stdout.strip()).is_relative_to(repo), where.stderr[-2000:]
 
 
-@pytest.mark.network
-def test_colab_install_keeps_the_preinstalled_torch_torchvision_numpy(tmp_path):
-    """The Colab cell's command, as a dry run into an environment that already has Colab's torch,
-    torchvision and numpy: pip must plan to install none of them."""
-    python = _fresh_env(tmp_path / "colab", COLAB, with_test_packages=False)
+def _planned_install(tmp_path, keep: dict, python=None, install_options=()) -> dict:
+    """What ``pip install -e REPO -c keep.txt`` (the Colab cell's command) would install, as a dry run
+    into ``python``'s environment (default: an empty one, with ``install_options`` saying for which
+    interpreter): ``{name: version}``. Skips if the package index is not reachable."""
     constraints = tmp_path / "keep.txt"
-    # what the Colab cell writes: the installed versions of KEEP, as constraints
-    constraints.write_text("".join(f"{name}=={COLAB[name]}\n" for name in KEEP))
+    # what the Colab cell writes: the installed versions, as constraints
+    constraints.write_text("".join(f"{name}=={version}\n" for name, version in keep.items()))
     report = tmp_path / "report.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "--python",
-        str(python),
-        "install",
-        "--dry-run",
-        "--quiet",
-        "--report",
-        str(report),
-        "-e",
-        str(REPO),
-        "-c",
-        str(constraints),
-    ]
+    cmd = [sys.executable, "-m", "pip", *(["--python", str(python)] if python else []), "install", *install_options]
+    cmd += ["--dry-run", "--quiet", "--report", str(report), "-e", str(REPO), "-c", str(constraints)]
     env = {k: v for k, v in os.environ.items() if k != "PIP_NO_INDEX"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0 and any(
@@ -206,13 +194,34 @@ def test_colab_install_keeps_the_preinstalled_torch_torchvision_numpy(tmp_path):
     ):
         pytest.skip("the package index is not reachable: " + done.stderr.strip().splitlines()[-1])
     assert done.returncode == 0, done.stderr[-3000:]
-    planned = {
+    return {
         item["metadata"]["name"].lower(): item["metadata"]["version"]
         for item in json.loads(report.read_text())["install"]
     }
+
+
+@pytest.mark.network
+def test_colab_install_keeps_the_preinstalled_torch_torchvision_numpy(tmp_path):
+    """The Colab cell's command, as a dry run into an environment that already has Colab's torch,
+    torchvision and numpy: pip must plan to install none of them."""
+    python = _fresh_env(tmp_path / "colab", COLAB, with_test_packages=False)
+    planned = _planned_install(tmp_path, {name: COLAB[name] for name in KEEP}, python=python)
     assert "labkit" in planned and "captum" in planned
     replaced = {name: planned[name] for name in KEEP if name in planned}
     assert not replaced, f"installing labkit on Colab would replace {replaced} (a runtime restart)"
+
+
+@pytest.mark.network
+def test_colab_install_resolves_on_python_3_13_with_colabs_versions(tmp_path):
+    """Colab runs Python 3.13 with IPython 7.34 and ipykernel 6.17, which must not move either: every
+    dependency resolves to a Python 3.13 wheel next to Colab's pinned versions (pip's dry run for
+    another interpreter: ``--python-version 3.13 --only-binary :all: --target``)."""
+    keep = {**{name: COLAB[name] for name in KEEP}, **COLAB_KERNEL}
+    for_colab = ("--python-version", "3.13", "--only-binary", ":all:", "--target", str(tmp_path / "site"))
+    planned = _planned_install(tmp_path, keep, install_options=for_colab)
+    assert "labkit" in planned and "captum" in planned
+    moved = {name: planned[name] for name in keep if planned.get(name, keep[name]) != keep[name]}
+    assert not moved, f"on Python 3.13, installing labkit would move {moved}"
 
 
 def test_colab_cell_pins_what_the_install_test_pins():

@@ -14,15 +14,13 @@ import torch.nn.functional as F
 
 from labkit import models
 from labkit.check.toys import BrightnessModel, tiny_linear
-from tests.conftest import load_implementation
 
 EXERCISE_MODULE = "robust_features"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def lab2_reference(impl):
+def lab2_reference(impl, reference_pgd):
     """Lab 5 reuses Lab 2's pgd: test it against Lab 2's *reference*, not the student's Lab 2."""
-    reference_pgd = load_implementation("adversarial", "reference").pgd
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(impl, "lab2_pgd", lambda: reference_pgd)
         yield reference_pgd

@@ -44,6 +44,13 @@ def _targets(rng: random.Random, g: torch.Generator, n: int, classes: int):
     return torch.randint(0, classes, (n,), generator=g)
 
 
+def _linear_case(rng: random.Random, g: torch.Generator, n: int) -> Case:
+    """A case of ``n`` random 8x8 images, their targets and a random linear model."""
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    model = Toy(LINEAR, seed=rng.randrange(10_000))
+    return Case([Call.of(model, x, torch.randint(0, 5, (n,), generator=g))], describe=f"a linear model, {n} images 8x8")
+
+
 def _batch(rng: random.Random, g: torch.Generator, lo: int = 8, hi: int = 12, n_max: int = 3):
     n, size = rng.randint(1, n_max), rng.randint(lo, hi)
     return n, size, torch.rand(n, 3, size, size, generator=g)
@@ -65,13 +72,7 @@ def input_gradients(rng: random.Random) -> list[Case]:
             describe=f"a small CNN, {n} images {size}x{size} with values outside [0,1]",
         )
     )
-    x = torch.rand(2, 3, 8, 8, generator=g)
-    cases.append(
-        Case(
-            [Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (2,), generator=g))],
-            describe="a linear model, 2 images 8x8",
-        )
-    )
+    cases.append(_linear_case(rng, g, 2))
     return cases
 
 
@@ -83,13 +84,7 @@ def gradient_saliency(rng: random.Random) -> list[Case]:
         cases.append(
             Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))], describe=f"a small CNN, {n} images {size}x{size}")
         )
-    x = torch.rand(3, 3, 8, 8, generator=g)
-    cases.append(
-        Case(
-            [Call.of(Toy(LINEAR, seed=rng.randrange(10_000)), x, torch.randint(0, 5, (3,), generator=g))],
-            describe="a linear model, 3 images 8x8",
-        )
-    )
+    cases.append(_linear_case(rng, g, 3))
     return cases
 
 
