@@ -144,6 +144,7 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_binder_postbuild_runs_offline_in_a_fresh_environment(tmp_path):
     """A fresh environment holding labkit's dependencies (as binder/environment.yml makes it), no network:
     postBuild installs labkit and reports what it could not cache, without failing."""
@@ -200,6 +201,7 @@ def _planned_install(tmp_path, keep: dict, python=None, install_options=()) -> d
     }
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_colab_install_keeps_the_preinstalled_torch_torchvision_numpy(tmp_path):
     """The Colab cell's command, as a dry run into an environment that already has Colab's torch,
@@ -211,6 +213,7 @@ def test_colab_install_keeps_the_preinstalled_torch_torchvision_numpy(tmp_path):
     assert not replaced, f"installing labkit on Colab would replace {replaced} (a runtime restart)"
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_colab_install_resolves_on_python_3_13_with_colabs_versions(tmp_path):
     """Colab runs Python 3.13 with IPython 7.34 and ipykernel 6.17, which must not move either: every

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from labkit import models
+from labkit.check.toys import assert_close, images, record_forwards, tiny_linear
 from labkit.data import sample_image
 
 
@@ -83,6 +84,22 @@ def test_describe_and_predict(model):
     assert models.describe(model, x)[0].startswith("espresso (")
     probs, idx = models.predict(model, x, k=5)
     assert probs.shape == idx.shape == (1, 5) and torch.all(probs[:, :-1] >= probs[:, 1:])
+
+
+@pytest.mark.parametrize("n, batch_size, calls", [(7, 4, 2), (8, 4, 2), (1, 4, 1), (0, 4, 1), (5, 1, 5)])
+def test_predict_runs_the_model_in_batches_and_equals_one_pass(n, batch_size, calls):
+    """Memory: the model sees at most ``batch_size`` images a call; the answer is the one-pass answer."""
+    model = tiny_linear(num_classes=6, size=4, seed=0)
+    x = images(n, 4, seed=1)
+    forwards = record_forwards(model)
+    probs, idx = models.predict(model, x, k=2, batch_size=batch_size)
+    assert len(forwards) == calls and all(len(f.input) <= batch_size for f in forwards)
+    assert torch.equal(torch.cat([f.input for f in forwards]), x)
+    expected = model(x).softmax(-1).topk(2, dim=-1)
+    assert_close(probs, expected.values, "predict's probabilities", rtol=0, atol=1e-7)
+    assert torch.equal(idx, expected.indices)
+    with pytest.raises(ValueError, match="batch_size"):
+        models.predict(model, x, batch_size=0)
 
 
 def test_randomization_groups_go_top_down(model):

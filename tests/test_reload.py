@@ -163,6 +163,7 @@ def _assert_edits_take_effect(facts: dict) -> None:
     assert facts["fixed"][0], f"the fixed file was not picked up: {facts['fixed']}"
 
 
+@pytest.mark.slow
 def test_edits_take_effect_on_colab_ipython_7_without_imp(tmp_path):
     """Colab 2026: Python >= 3.12 (no `imp`), IPython 7.34, whose autoreload can't even load."""
     facts = _run(tmp_path, _ipython_7(), block_imp=True)
@@ -171,6 +172,7 @@ def test_edits_take_effect_on_colab_ipython_7_without_imp(tmp_path):
     _assert_edits_take_effect(facts)
 
 
+@pytest.mark.slow
 def test_edits_take_effect_on_the_installed_ipython(tmp_path):
     facts = _run(tmp_path, None, block_imp=False)
     _assert_edits_take_effect(facts)

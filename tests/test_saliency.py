@@ -89,6 +89,7 @@ def test_guided_backprop_removes_hooks_when_the_forward_pass_fails(impl):
     assert count_hooks(model) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.exercise
 def test_integrated_gradients_completeness_on_the_cat_photo(impl, model, photos):
     """Completeness within 5% at 200 steps on the course model (all photos: benchmarks/saliency.py)."""

@@ -9,6 +9,7 @@ import pytest
 from labkit_course.repo import REPO, available_labs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", available_labs(), ids=lambda lab: lab.module)
 def test_every_exercise_check_fails_on_the_stub(lab, tmp_path):
     report = tmp_path / "report.xml"

@@ -181,6 +181,9 @@ def test_assert_close_tolerances():
         assert_close(torch.zeros(3), expected, "x", rtol=0, atol=1)
     with pytest.raises(AssertionError, match="expected a torch.Tensor, got list"):
         assert_close([10.0, 0.0], expected, "x", rtol=0, atol=1)
+    assert_close(torch.zeros(0, 3), torch.zeros(0, 3), "empty", rtol=0, atol=0)  # nothing to differ
+    with pytest.raises(AssertionError, match="expected shape"):
+        assert_close(torch.zeros(0, 3), torch.zeros(0, 2), "empty", rtol=0, atol=0)
 
 
 def test_assert_raises():
