@@ -45,6 +45,14 @@ def load_implementation(module: str, kind: str):
 
 
 @pytest.fixture(scope="session")
+def torchattacks():
+    """torchattacks, the reference attacks: a test-only dependency (its pins break user environments)."""
+    return pytest.importorskip(
+        "torchattacks", reason="torchattacks is not installed (test-only: make install adds it, --no-deps)"
+    )
+
+
+@pytest.fixture(scope="session")
 def reference_pgd():
     """Lab 2's reference ``pgd``: Lab 5's pipeline is tested with it, whatever the student's Lab 2 holds."""
     return load_reference("adversarial").pgd

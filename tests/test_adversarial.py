@@ -15,17 +15,6 @@ from labkit.models import freeze
 
 EXERCISE_MODULE = "adversarial"
 
-torchattacks = pytest.importorskip("torchattacks")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and several threads spin-wait on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --------------------------------------------------------------------------
 # The public checks, exactly as the notebook runs them
@@ -47,7 +36,7 @@ def _torchattack(cls, model, targeted=False, **kwargs):
 
 @pytest.mark.exercise
 @pytest.mark.parametrize("targeted", [False, True])
-def test_fgsm_equals_torchattacks(impl, targeted):
+def test_fgsm_equals_torchattacks(impl, torchattacks, targeted):
     model, x = OneConvReluNet(), images(5, 16, seed=11)
     labels = torch.tensor([0, 1, 2, 3, 4])
     expected = _torchattack(torchattacks.FGSM, model, targeted, eps=8 / 255)(x, labels)
@@ -57,7 +46,7 @@ def test_fgsm_equals_torchattacks(impl, targeted):
 
 @pytest.mark.exercise
 @pytest.mark.parametrize("norm,targeted", [("linf", False), ("linf", True), ("l2", False), ("l2", True)])
-def test_pgd_equals_torchattacks(impl, norm, targeted):
+def test_pgd_equals_torchattacks(impl, torchattacks, norm, targeted):
     """Without a random start PGD is deterministic: the same settings give the same images."""
     model, x = OneConvReluNet(seed=1), images(5, 16, seed=12)
     labels = torch.tensor([5, 4, 3, 2, 1])
@@ -102,7 +91,7 @@ def _success(model, adv, labels):
 
 @pytest.mark.exercise
 @pytest.mark.parametrize("norm,eps,step", [("linf", 0.08, 0.02), ("l2", 0.8, 0.2)])
-def test_pgd_random_start_success_rate_matches_torchattacks(impl, digits_model, norm, eps, step):
+def test_pgd_random_start_success_rate_matches_torchattacks(impl, torchattacks, digits_model, norm, eps, step):
     """With random starts the images differ, but the success rates must agree within sampling noise."""
     model, x, y = digits_model
     cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
@@ -115,7 +104,7 @@ def test_pgd_random_start_success_rate_matches_torchattacks(impl, digits_model, 
 
 
 @pytest.mark.exercise
-def test_fgsm_and_pgd_on_efficientnet_match_torchattacks(impl, model, photos):
+def test_fgsm_and_pgd_on_efficientnet_match_torchattacks(impl, torchattacks, model, photos):
     """The real model (batch norm, swish, normalization inside): FGSM and 2-step PGD equal torchattacks."""
     x = F.interpolate(photos[0][:2], size=96, mode="bilinear", antialias=True).clamp(0, 1)
     labels = photos[1][:2]

@@ -43,10 +43,8 @@ def _digits_like(n=24, size=8, c=10, seed=0):
 
 
 @pytest.mark.exercise
-def test_matches_torchattacks_pgdl2(impl):
+def test_matches_torchattacks_pgdl2(impl, torchattacks):
     """Targeted L2 PGD without random start is exactly torchattacks' PGDL2 in targeted mode."""
-    import torchattacks
-
     model = models.small_cnn(width=4, seed=0).eval()
     images, labels = _digits_like()
     adv, targets = impl.make_adversarial_dataset(

@@ -44,6 +44,17 @@ def _targets(rng: random.Random, g: torch.Generator, n: int, classes: int):
     return torch.randint(0, classes, (n,), generator=g)
 
 
+def _cnn_cases(rng: random.Random, g: torch.Generator, count: int) -> list[Case]:
+    """``count`` cases of a few random images and targets for a small random CNN."""
+    cases = []
+    for _ in range(count):
+        n, size, x = _batch(rng, g)
+        cases.append(
+            Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))], describe=f"a small CNN, {n} images {size}x{size}")
+        )
+    return cases
+
+
 def _linear_case(rng: random.Random, g: torch.Generator, n: int) -> Case:
     """A case of ``n`` random 8x8 images, their targets and a random linear model."""
     x = torch.rand(n, 3, 8, 8, generator=g)
@@ -58,12 +69,7 @@ def _batch(rng: random.Random, g: torch.Generator, lo: int = 8, hi: int = 12, n_
 
 def input_gradients(rng: random.Random) -> list[Case]:
     g = _gen(rng)
-    cases = []
-    for _ in range(3):
-        n, size, x = _batch(rng, g)
-        cases.append(
-            Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))], describe=f"a small CNN, {n} images {size}x{size}")
-        )
+    cases = _cnn_cases(rng, g, 3)
     # noisy images outside [0,1] (SmoothGrad feeds them)
     n, size, x = _batch(rng, g)
     cases.append(
@@ -78,12 +84,7 @@ def input_gradients(rng: random.Random) -> list[Case]:
 
 def gradient_saliency(rng: random.Random) -> list[Case]:
     g = _gen(rng)
-    cases = []
-    for _ in range(3):
-        n, size, x = _batch(rng, g)
-        cases.append(
-            Case([Call.of(_cnn(rng), x, _targets(rng, g, n, 6))], describe=f"a small CNN, {n} images {size}x{size}")
-        )
+    cases = _cnn_cases(rng, g, 3)
     cases.append(_linear_case(rng, g, 3))
     return cases
 
