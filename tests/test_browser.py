@@ -10,7 +10,8 @@ Playwright's own browser download is not needed). The test
 4. opens ``labkit/saliency.py`` in JupyterLab's editor, saves an implementation into it (through the
    contents API, as the editor's save does), re-runs the check in the same kernel and sees PASS;
 5. runs the cells up to the first saliency figure and sees it rendered;
-6. builds a course with ``labkit-course course build`` and opens nbgrader's Formgrader on it.
+6. adds a cell with a tqdm loop and sees a progress-bar widget (not lines of text) at 100%;
+7. builds a course with ``labkit-course course build`` and opens nbgrader's Formgrader on it.
 
 Screenshots go to ``build/screenshots/`` (look at them). Marked ``browser`` and ``slow``; skipped, saying
 why, where Chromium or Playwright is missing.
@@ -267,6 +268,20 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
         assert figure.evaluate("img => img.naturalWidth") > 300
         assert errors.count() == 0, errors.first.inner_text()
         _shot(page, "5_student_figure")
+
+        # a progress bar is a widget (tqdm.auto with ipywidgets, the lab extra), not lines of text
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")  # a new cell below, as a student adds one
+        page.keyboard.press("Enter")
+        page.keyboard.insert_text("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='steps'): pass")
+        page.keyboard.press("Shift+Enter")
+        _wait_idle(page)
+        widget = page.locator(".jp-OutputArea-output:has(.widget-hprogress)").filter(has_text="steps:").first
+        widget.wait_for()  # ipywidgets' HBox: label, progress bar, counts
+        assert "100%" in widget.inner_text() and "3/3" in widget.inner_text(), widget.inner_text()
+        assert widget.locator(".progress-bar").evaluate("bar => bar.style.width") == "100%"
+        assert errors.count() == 0, errors.first.inner_text()
+        _shot(page, "6_student_progress_bar")
         page.close()
 
 
