@@ -106,7 +106,9 @@ def rows(runs: list[dict], controls: dict, peak: float, quick: bool = False) -> 
         if quick
         else (
             f"{size}: {cfg['size']}x{cfg['size']} px, {cfg['model']} width {cfg['width']}, "
-            f"eps {cfg['eps']}, {cfg['steps']} steps, {cfg['epochs']} epochs"
+            f"eps {cfg['eps']}, {cfg['steps']} steps; source {cfg['epochs']} epochs at lr {cfg['lr']}, batch "
+            f"{cfg['batch_size']}; fresh model {cfg['transfer_epochs']} epochs at lr {cfg['transfer_lr']}, batch "
+            f"{cfg['transfer_batch_size']}"
         )
     )
     full = [r["seconds"] for r in runs if r["full"]]

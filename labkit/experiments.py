@@ -35,26 +35,38 @@ JUDGE_MAX_TARGET = 0.02
 JUDGE_KINDS = ("logistic", "knn")
 
 #: The lab's defaults for each dataset (the notebook and benchmarks/robust_features.py say how they
-#: were chosen). ``step_size=None`` means ``eps / 4``.
+#: were chosen). ``step_size=None`` means ``eps / 4``. ``epochs``, ``lr`` and ``batch_size`` train the
+#: source model; ``transfer_epochs``, ``transfer_lr`` and ``transfer_batch_size`` train the fresh model on
+#: D_det / D_rand (``None``: the source's value).
 #: Digits: at 8x8 the judge allows eps ~0.8, where targeted PGD reaches its target for ~13% of the images
 #: and D_det transfers at ~2% (measured); upsampled to 16x16 the same judge allows about eps 1.75 (median
-#: |delta|/|x| 14%; the target share reached 1.8% for one seed), so the default keeps a margin: 1.5.
-#: 20 steps of eps/4 transfer as well as 50 of eps/5 (measured), in 40% of the time. 30 epochs at lr 0.1
-#: in batches of 32 train the 16x16 source to 95-99% on the clean test set (20 epochs at 0.05 in 64s: 73-86%).
-#: At these defaults D_det sits below chance and D_rand transfers for about half of the seeds
-#: (benchmarks/robust_features.py): on digits, visible shape is easier to learn than invisible features.
+#: |delta|/|x| 14%; at 2.0 it fails for 4 seeds of 5). With a fully trained source (30 epochs at lr 0.1,
+#: 95-99% clean) and the same recipe for the fresh model, D_det sits below chance (1.5% mean over 5 seeds
+#: at eps 1.5): the fresh model learns the visible shape with the shifted label. Two changes lift it
+#: (benchmarks/lab5_exploration.md, measured at 1 thread): a briefly trained source (10 epochs at lr 0.1 in batches of
+#: 32: 88-92% clean), whose perturbations transfer far better than those of a source trained to 95-99%,
+#: and a fresh model trained longer and gentler (60 epochs at lr 0.05 in batches of 64; at lr 0.1 in
+#: batches of 32 it often stays at chance on D_det). 50 PGD steps of eps/4 at eps 1.75. Seeds 0-4:
+#: D_det 34.4, 35.6, 1.3, 30.9, 14.9% (mean 23.4%; seed 2 stays at chance), D_rand ~68%; the judge keeps
+#: >= 96.3% of its clean accuracy on D_det and gives the target to <= 1.8% (seed 2: the margin is small).
+#: At 2 threads: D_det 27.6, 22.7, 10.0, 30.2, 23.6% (mean 22.8%), D_rand ~66%, judge target <= 1.7%.
+#: This misses issue 14's goal (D_det >= 40% mean, every seed >= 30%). 10 epochs leave the source fragile
+#: (seed 2 at 2 threads: 51% clean). One experiment (one mode, one seed): ~26 s at 1 thread.
 DEFAULTS = {
     "digits": dict(
         model="small_cnn",
         width=16,
         size=16,  # 8x8 scans upsampled to 16x16; the judge sees the same pixels
-        epochs=30,
+        epochs=10,  # the source model
         lr=0.1,
         batch_size=32,
+        transfer_epochs=60,  # the fresh model trained on D_det / D_rand
+        transfer_lr=0.05,
+        transfer_batch_size=64,
         augment=False,  # both trainings
-        eps=1.5,
+        eps=1.75,
         step_size=None,
-        steps=20,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
+        steps=50,  # targeted L2 PGD, [0,1] pixel units, 3x16x16 = 768 numbers
         attack_batch_size=512,
         train_limit=None,
         test_limit=None,
@@ -69,6 +81,9 @@ DEFAULTS = {
         epochs=16,
         lr=0.1,
         batch_size=256,
+        transfer_epochs=None,
+        transfer_lr=None,
+        transfer_batch_size=None,
         augment=True,
         eps=0.5,
         step_size=0.1,
@@ -237,12 +252,13 @@ def run_experiment(
 ) -> dict:
     """The whole experiment with the lab's defaults (:data:`DEFAULTS`), any of them overridden.
 
-    1. train a source model on the clean training set, unless ``source`` is given
-       (``clean_acc``: its clean test accuracy);
+    1. train a source model on the clean training set (``epochs``, ``lr``, ``batch_size``), unless
+       ``source`` is given (``clean_acc``: its clean test accuracy);
     2. build D_det or D_rand from the training set with ``make_adversarial_dataset``
        (``attack_success``: how often the source model predicts the target), and judge it with a
        :class:`PerceptibilityJudge` fit on the clean test set (``judge``);
-    3. train a fresh model on it and test it on the clean test set (``transfer_acc``).
+    3. train a fresh model on it (``transfer_epochs``, ``transfer_lr``, ``transfer_batch_size``) and
+       test it on the clean test set (``transfer_acc``).
 
     With ``perturb=False`` step 2 keeps the clean images and only relabels them: the
     leakage control (the new labels alone carry no information about the true class
@@ -257,7 +273,8 @@ def run_experiment(
             ``make_adversarial_dataset`` run (default: ``labkit.robust_features``, the student's).
         source: the ``source_model`` of an earlier run with the same dataset, seed and training
             settings, to skip step 1 (training is deterministic, so the result is the same).
-        overrides: any key of ``DEFAULTS[dataset]``, e.g. ``eps=1.0, steps=20, epochs=5``.
+        overrides: any key of ``DEFAULTS[dataset]``, e.g. ``eps=1.0, steps=20, epochs=5``. Overriding
+            ``epochs``, ``lr`` or ``batch_size`` without its ``transfer_`` twin sets it for both trainings.
 
     Returns:
         A dict with ``clean_acc``, ``attack_success``, ``transfer_acc``, ``chance``, ``judge``
@@ -273,6 +290,9 @@ def run_experiment(
         raise TypeError(f"unknown override(s) {sorted(unknown)}; choose among {sorted(DEFAULTS[dataset])}")
     ex = exercises or importlib.import_module("labkit.robust_features")
     cfg = {**DEFAULTS[dataset], **overrides}
+    for key in ("epochs", "lr", "batch_size"):  # e.g. epochs=2 alone shortens both trainings (quick runs)
+        if key in overrides and f"transfer_{key}" not in overrides:
+            cfg[f"transfer_{key}"] = None
     device = cfg["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test), names = load_dataset(
@@ -284,14 +304,18 @@ def run_experiment(
     )
     c = len(names)
 
-    def train(model, x, y, run_seed):
+    def train(model, x, y, run_seed, prefix=""):
+        def setting(key):
+            value = cfg.get(prefix + key)
+            return cfg[key] if value is None else value
+
         return ex.train_classifier(
             model.to(device),
             x,
             y,
-            epochs=cfg["epochs"],
-            lr=cfg["lr"],
-            batch_size=cfg["batch_size"],
+            epochs=setting("epochs"),
+            lr=setting("lr"),
+            batch_size=setting("batch_size"),
             seed=run_seed,
             augment=cfg["augment"],
         )
@@ -318,7 +342,7 @@ def run_experiment(
         adv = x_train.clone()
     attack_success = ex.evaluate(source, adv, targets)
     judge = PerceptibilityJudge(x_test, y_test, cfg["judge"]).report(x_train, adv, y_train, targets)
-    fresh = train(make_model(cfg["model"], c, cfg["width"], seed + 1000), adv, targets, seed + 1000)
+    fresh = train(make_model(cfg["model"], c, cfg["width"], seed + 1000), adv, targets, seed + 1000, "transfer_")
     transfer_acc = ex.evaluate(fresh, x_test, y_test)
     result = dict(
         dataset=dataset,

@@ -161,6 +161,30 @@ def test_run_experiment_digits_is_deterministic_and_judged(reference):
     assert (reused["clean_acc"], reused["transfer_acc"]) == (fresh["clean_acc"], fresh["transfer_acc"])
 
 
+def test_the_fresh_model_has_its_own_recipe(reference, monkeypatch):
+    """The source trains with (epochs, lr, batch_size), the model trained on D_det with their ``transfer_``
+    twins; overriding ``epochs`` alone sets it for both trainings (so quick runs stay quick)."""
+    recipes, train = [], reference.train_classifier
+
+    def spy(model, x, y, **kwargs):
+        recipes.append({k: kwargs[k] for k in ("epochs", "lr", "batch_size")})
+        return train(model, x, y, **kwargs)
+
+    monkeypatch.setattr(reference, "train_classifier", spy)
+    tiny = dict(TINY, epochs=1)
+    run = dict(verbose=False, exercises=reference)
+    fresh = dict(transfer_epochs=2, transfer_lr=0.01, transfer_batch_size=16)
+    experiments.run_experiment("digits", "det", **fresh, **run, **tiny)
+    d = experiments.DEFAULTS["digits"]
+    assert recipes == [dict(epochs=1, lr=d["lr"], batch_size=d["batch_size"]), dict(epochs=2, lr=0.01, batch_size=16)]
+    recipes.clear()
+    experiments.run_experiment("digits", "det", **run, **tiny)
+    assert recipes == [
+        dict(epochs=1, lr=d["lr"], batch_size=d["batch_size"]),
+        dict(epochs=1, lr=d["transfer_lr"], batch_size=d["transfer_batch_size"]),
+    ]
+
+
 def test_control_keeps_the_images(reference):
     r = experiments.run_experiment("digits", "rand", seed=1, verbose=False, perturb=False, exercises=reference, **TINY)
     assert torch.equal(r["adv_images"], r["train"][0])
