@@ -34,24 +34,15 @@ JUDGE_MAX_TARGET = 0.02
 #: The judges: scikit-learn classifiers on raw pixels.
 JUDGE_KINDS = ("logistic", "knn")
 
-#: The lab's defaults for each dataset (the notebook and benchmarks/robust_features.py say how they
-#: were chosen). ``step_size=None`` means ``eps / 4``. ``epochs``, ``lr`` and ``batch_size`` train the
-#: source model; ``transfer_epochs``, ``transfer_lr`` and ``transfer_batch_size`` train the fresh model on
-#: D_det / D_rand (``None``: the source's value).
-#: Digits: at 8x8 the judge allows eps ~0.8, where targeted PGD reaches its target for ~13% of the images
-#: and D_det transfers at ~2% (measured); upsampled to 16x16 the same judge allows about eps 1.75 (median
-#: |delta|/|x| 14%; at 2.0 it fails for 4 seeds of 5). With a fully trained source (30 epochs at lr 0.1,
-#: 95-99% clean) and the same recipe for the fresh model, D_det sits below chance (1.5% mean over 5 seeds
-#: at eps 1.5): the fresh model learns the visible shape with the shifted label. Two changes lift it
-#: (benchmarks/lab5_exploration.md, measured at 1 thread): a briefly trained source (10 epochs at lr 0.1 in batches of
-#: 32: 88-92% clean), whose perturbations transfer far better than those of a source trained to 95-99%,
-#: and a fresh model trained longer and gentler (60 epochs at lr 0.05 in batches of 64; at lr 0.1 in
-#: batches of 32 it often stays at chance on D_det). 50 PGD steps of eps/4 at eps 1.75. Seeds 0-4:
-#: D_det 34.4, 35.6, 1.3, 30.9, 14.9% (mean 23.4%; seed 2 stays at chance), D_rand ~68%; the judge keeps
-#: >= 96.3% of its clean accuracy on D_det and gives the target to <= 1.8% (seed 2: the margin is small).
-#: At 2 threads: D_det 27.6, 22.7, 10.0, 30.2, 23.6% (mean 22.8%), D_rand ~66%, judge target <= 1.7%.
-#: This misses issue 14's goal (D_det >= 40% mean, every seed >= 30%). 10 epochs leave the source fragile
-#: (seed 2 at 2 threads: 51% clean). One experiment (one mode, one seed): ~26 s at 1 thread.
+#: The lab's defaults for each dataset. ``step_size=None`` means ``eps / 4``. ``epochs``, ``lr`` and
+#: ``batch_size`` train the source model; their ``transfer_`` twins train the fresh model on D_det / D_rand
+#: (``None``: the source's value; see :func:`training_recipe`).
+#: Digits (every setting tried: benchmarks/lab5_exploration.md; per-seed results: benchmarks/RESULTS.md):
+#: upsampled to 16x16, the judge allows eps up to about 1.75 (median |delta|/|x| 14%; at 2.0 it fails for
+#: 4 seeds of 5). A briefly trained source (10 epochs, 88-92% clean) gives perturbations that transfer far
+#: better than one trained to 95-99% (D_det 23% against 1.5%, mean of 5 seeds), and the fresh model needs
+#: a gentler recipe (at lr 0.1 in batches of 32 it often stays at chance on D_det). D_det still varies
+#: with the seed (1% to 36%) and misses issue 14's goal of 40%.
 DEFAULTS = {
     "digits": dict(
         model="small_cnn",
@@ -241,6 +232,18 @@ class PerceptibilityJudge:
         )
 
 
+def training_recipe(config: dict, which: str = "source") -> dict:
+    """``{"epochs", "lr", "batch_size"}`` for training the ``"source"`` model or the ``"transfer"`` model
+    (the fresh one, trained on D_det / D_rand) from a config with :data:`DEFAULTS`' keys; a ``transfer_``
+    value of ``None`` falls back to the source's."""
+    if which not in ("source", "transfer"):
+        raise ValueError(f'which must be "source" or "transfer"; got {which!r}')
+    keys = ("epochs", "lr", "batch_size")
+    if which == "source":
+        return {k: config[k] for k in keys}
+    return {k: config[k] if config.get(f"transfer_{k}") is None else config[f"transfer_{k}"] for k in keys}
+
+
 def run_experiment(
     dataset: str = "digits",
     mode: str = "det",
@@ -304,21 +307,9 @@ def run_experiment(
     )
     c = len(names)
 
-    def train(model, x, y, run_seed, prefix=""):
-        def setting(key):
-            value = cfg.get(prefix + key)
-            return cfg[key] if value is None else value
-
-        return ex.train_classifier(
-            model.to(device),
-            x,
-            y,
-            epochs=setting("epochs"),
-            lr=setting("lr"),
-            batch_size=setting("batch_size"),
-            seed=run_seed,
-            augment=cfg["augment"],
-        )
+    def train(model, x, y, run_seed, which="source"):
+        recipe = training_recipe(cfg, which)
+        return ex.train_classifier(model.to(device), x, y, **recipe, seed=run_seed, augment=cfg["augment"])
 
     if source is None:
         source = train(make_model(cfg["model"], c, cfg["width"], seed), x_train, y_train, seed)
@@ -342,7 +333,7 @@ def run_experiment(
         adv = x_train.clone()
     attack_success = ex.evaluate(source, adv, targets)
     judge = PerceptibilityJudge(x_test, y_test, cfg["judge"]).report(x_train, adv, y_train, targets)
-    fresh = train(make_model(cfg["model"], c, cfg["width"], seed + 1000), adv, targets, seed + 1000, "transfer_")
+    fresh = train(make_model(cfg["model"], c, cfg["width"], seed + 1000), adv, targets, seed + 1000, "transfer")
     transfer_acc = ex.evaluate(fresh, x_test, y_test)
     result = dict(
         dataset=dataset,

@@ -185,6 +185,14 @@ def test_the_fresh_model_has_its_own_recipe(reference, monkeypatch):
     ]
 
 
+def test_training_recipe_falls_back_to_the_source_s():
+    cfg = dict(epochs=10, lr=0.1, batch_size=32, transfer_epochs=60, transfer_lr=None, transfer_batch_size=64)
+    assert experiments.training_recipe(cfg) == dict(epochs=10, lr=0.1, batch_size=32)
+    assert experiments.training_recipe(cfg, "transfer") == dict(epochs=60, lr=0.1, batch_size=64)
+    with pytest.raises(ValueError, match="source"):
+        experiments.training_recipe(cfg, "fresh")
+
+
 def test_control_keeps_the_images(reference):
     r = experiments.run_experiment("digits", "rand", seed=1, verbose=False, perturb=False, exercises=reference, **TINY)
     assert torch.equal(r["adv_images"], r["train"][0])

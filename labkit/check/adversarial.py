@@ -275,8 +275,7 @@ def fooling_image_steps(fn):
 def fooling_image_zero_steps(fn):
     model = _fooling_model()
     image = images(1, 6, seed=10)
-    with torch.no_grad():
-        pred = int(model(image).argmax())
+    pred = _predicted(model, image)
     fooled, steps = fn(model, image, pred, lr=0.1, max_steps=5)
     assert int(steps) == 0, f"expected 0 steps, got {steps}"
     assert_close(fooled, image, "the returned image", rtol=0, atol=TOL)

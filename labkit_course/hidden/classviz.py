@@ -103,6 +103,18 @@ def _tiny(rng: random.Random, lo: int, hi: int):
     return size, Toy(TINY, size=size, seed=rng.randrange(10**6))
 
 
+def _same_seed_twice(rng: random.Random, steps: int) -> Case:
+    """The same call twice on a small random CNN: the same seed must give the same image, bit for bit."""
+    size, model = _tiny(rng, 8, 14)
+    call = Call.of(model, rng.randrange(10), steps=steps, seed=rng.randrange(10**6))
+    return Case(
+        [call, call],
+        check=_same_twice(size),
+        reference=False,
+        describe=f"a small CNN, {size}x{size}, twice with the same seed",
+    )
+
+
 def visualize_class(rng: random.Random) -> list[Case]:
     g = _gen(rng)
     cases = []
@@ -129,16 +141,7 @@ def visualize_class(rng: random.Random) -> list[Case]:
                 describe=f"a small CNN, {size}x{size}, {kw['steps']} steps from {start}",
             )
         )
-    size, model = _tiny(rng, 8, 14)
-    call = Call.of(model, rng.randrange(10), steps=3, seed=rng.randrange(10**6))
-    cases.append(
-        Case(
-            [call, call],
-            check=_same_twice(size),
-            reference=False,
-            describe=f"a small CNN, {size}x{size}, twice with the same seed",
-        )
-    )
+    cases.append(_same_seed_twice(rng, steps=3))
     return cases
 
 
@@ -163,16 +166,7 @@ def visualize_class_robust(rng: random.Random) -> list[Case]:
                 f"{'2 targets' if targets == 2 else 'one int target'}",
             )
         )
-    size, model = _tiny(rng, 8, 14)
-    call = Call.of(model, rng.randrange(10), steps=2, seed=rng.randrange(10**6))
-    cases.append(
-        Case(
-            [call, call],
-            check=_same_twice(size),
-            reference=False,
-            describe=f"a small CNN, {size}x{size}, twice with the same seed",
-        )
-    )
+    cases.append(_same_seed_twice(rng, steps=2))
     return cases
 
 
