@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -159,8 +160,27 @@ def _code_sources(path: Path) -> list[str]:
     return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
 
 
+def _no_dialog(page, timeout: int = 10_000) -> None:
+    """Dismiss a modal dialog that JupyterLab leaves open, with a warning that quotes it and a screenshot.
+
+    A CI run under full load once timed out clicking a cell under a dialog that never went away (its text
+    was not recorded). A real problem (a dead kernel, a failed save) still fails the checks that follow.
+    """
+    dialog = page.locator(".jp-Dialog").first
+    try:
+        dialog.wait_for(state="hidden", timeout=timeout)
+        return
+    except Exception:
+        text = dialog.inner_text()
+    _shot(page, "unexpected_dialog")
+    warnings.warn(f"JupyterLab showed a dialog, dismissed with Escape: {text!r}", stacklevel=2)
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden", timeout=timeout)
+
+
 def _run_cell(page, cell) -> None:
     """Select a cell and run it with Shift+Enter, as a student does."""
+    _no_dialog(page)
     cell.scroll_into_view_if_needed()
     cell.locator(".jp-InputArea-prompt").first.click()
     page.keyboard.press("Shift+Enter")
