@@ -161,10 +161,12 @@ def _code_sources(path: Path) -> list[str]:
 
 
 def _no_dialog(page, timeout: int = 10_000) -> None:
-    """Dismiss a modal dialog that JupyterLab leaves open, with a warning that quotes it and a screenshot.
+    """Accept a modal dialog that JupyterLab leaves open, as a student would, with a warning that quotes it
+    and a screenshot.
 
-    A CI run under full load once timed out clicking a cell under a dialog that never went away (its text
-    was not recorded). A real problem (a dead kernel, a failed save) still fails the checks that follow.
+    Under CI's full load JupyterLab sometimes asks "Select Kernel" for the notebook (Python 3 preselected)
+    instead of starting it: a student clicks Select. A real problem (a dead kernel, a failed save) still
+    fails the checks that follow.
     """
     dialog = page.locator(".jp-Dialog").first
     try:
@@ -173,8 +175,8 @@ def _no_dialog(page, timeout: int = 10_000) -> None:
     except Exception:
         text = dialog.inner_text()
     _shot(page, "unexpected_dialog")
-    warnings.warn(f"JupyterLab showed a dialog, dismissed with Escape: {text!r}", stacklevel=2)
-    page.keyboard.press("Escape")
+    warnings.warn(f"JupyterLab showed a dialog, accepted: {text!r}", stacklevel=2)
+    page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").first.click()
     dialog.wait_for(state="hidden", timeout=timeout)
 
 
