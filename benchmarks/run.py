@@ -1,9 +1,11 @@
 """Measure every budget of the course on this machine: `python -m benchmarks.run [--quick] [--labs 1,2]`.
 
 Each lab's module ``benchmarks/<module>.py`` exposes ``budgets(quick) -> list[row]``; this script
-runs them in order, each in a fresh process (peak memory is per suite), prints one table with PASS/FAIL
-next to each number, writes
-``benchmarks/RESULTS.md`` and (full runs only) the README's results section.
+runs them in order, each in a fresh process (peak memory is per suite), prints PASS/FAIL next to each
+number, and writes ``benchmarks/RESULTS.md`` and (full runs only) the README's results section: one
+table per suite, each with the date, machine and load it was measured at. ``--labs`` re-measures only
+those suites and keeps the other suites' tables from the previous file, so two partial runs (say, the
+labs beside another job and the grading on a quiet machine) make one report.
 Quick mode runs everything on tiny inputs: its numbers say nothing about the budgets,
 it only proves the scripts still work (the test suite runs it).
 """
@@ -63,17 +65,34 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_SECTION = re.compile(r"<!-- suite (\w+) -->\n.*?<!-- /suite -->\n", re.S)
+
+
+def section(suite: str, header: str, rows: list[dict]) -> str:
+    """One suite's part of the report, between markers :func:`merge_report` can find again."""
+    return f"<!-- suite {suite} -->\n**{suite}**: {header}\n\n{table(rows)}\n<!-- /suite -->\n"
+
+
+def merge_report(previous: str, sections: dict[str, str]) -> str:
+    """The report: ``sections`` (suite -> :func:`section`) plus the sections of ``previous`` for the
+    suites not re-measured, in :data:`SUITES` order. Text outside the markers (an older format) is dropped."""
+    kept = {m.group(1): m.group(0) for m in _SECTION.finditer(previous)}
+    merged = {**kept, **sections}
+    return "\n".join(merged[s] for s in SUITES.values() if s in merged)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test of the scripts")
     parser.add_argument("--labs", default=",".join(SUITES), help=f"comma-separated, from {','.join(SUITES)}")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = parser.parse_args(argv)
-    rows, start = [], time.perf_counter()
+    rows, sections = [], {}
     for key in args.labs.split(","):
         if key not in SUITES:
             parser.error(f"unknown suite {key!r}; choose from {','.join(SUITES)}")
         print(f"== {SUITES[key]} ==", flush=True)
+        start = time.perf_counter()
         try:
             got = run_suite(SUITES[key], args.quick)
         except Exception as exc:  # one broken suite must not hide the others' numbers
@@ -88,10 +107,13 @@ def main(argv=None) -> int:
         for r in got:
             print(f"  {'PASS' if r['ok'] else 'FAIL'}  {r['budget']}: {r['value']}", flush=True)
         rows += got
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    mode = "quick smoke run (numbers meaningless)" if args.quick else "full run"
-    report = f"Measured {when} on {machine()}; {mode}, {time.perf_counter() - start:.0f} s.\n\n{table(rows)}\n"
-    Path(args.out).write_text(report)
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        mode = "quick smoke run (numbers meaningless)" if args.quick else "full run"
+        header = f"measured {when} on {machine()}; {mode}, {time.perf_counter() - start:.0f} s."
+        sections[SUITES[key]] = section(SUITES[key], header, got)
+    out = Path(args.out)
+    report = merge_report(out.read_text() if out.exists() else "", sections)
+    out.write_text(report)
     if not args.quick and args.out == parser.get_default("out"):
         readme = ROOT / "README.md"
         text = readme.read_text()
