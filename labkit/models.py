@@ -535,3 +535,37 @@ def resnet9(num_classes: int = 10, width: int = 64, seed: int | None = None) -> 
     return SmallImageNet(
         net, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), name="resnet9", num_classes=num_classes
     )
+
+
+class Ensemble(nn.Module):
+    """Several classifiers as one: ``forward(x)`` is the mean of their logits.
+
+    An attack on an ensemble has to move every member at once, so it keeps the directions the
+    members share and drops each one's quirks; its adversarial examples transfer better to models
+    it has never seen (Liu et al., *Delving into Transferable Adversarial Examples*, ICLR 2017).
+    Lab 5 attacks an ensemble of briefly trained source models.
+
+    Args:
+        members: one or more classifiers taking the same (N,3,H,W) images in [0,1] and returning
+            logits (N,C) with the same C.
+
+    ``forward`` returns (N,C) logits; ``train()``/``eval()`` reach every member (they are submodules).
+    """
+
+    def __init__(self, members):
+        super().__init__()
+        members = list(members)
+        if not members or not all(isinstance(m, nn.Module) for m in members):
+            raise TypeError(f"members must be one or more torch.nn.Module classifiers; got {members!r}"[:200])
+        self.members = nn.ModuleList(members)
+        self.name = f"ensemble of {len(members)}"
+        self.num_classes = getattr(members[0], "num_classes", None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = [m(images) for m in self.members]
+        if len({tuple(z.shape) for z in logits}) > 1:
+            raise ValueError(f"the members' logits differ in shape: {[tuple(z.shape) for z in logits]}")
+        return torch.stack(logits).mean(0)
+
+    def __repr__(self) -> str:
+        return f"Ensemble({', '.join(repr(m) for m in self.members)})"

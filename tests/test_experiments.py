@@ -176,13 +176,39 @@ def test_the_fresh_model_has_its_own_recipe(reference, monkeypatch):
     fresh = dict(transfer_epochs=2, transfer_lr=0.01, transfer_batch_size=16)
     experiments.run_experiment("digits", "det", **fresh, **run, **tiny)
     d = experiments.DEFAULTS["digits"]
-    assert recipes == [dict(epochs=1, lr=d["lr"], batch_size=d["batch_size"]), dict(epochs=2, lr=0.01, batch_size=16)]
+    source = dict(epochs=1, lr=d["lr"], batch_size=d["batch_size"])
+    assert recipes == [source] * d["sources"] + [dict(epochs=2, lr=0.01, batch_size=16)]
     recipes.clear()
     experiments.run_experiment("digits", "det", **run, **tiny)
-    assert recipes == [
-        dict(epochs=1, lr=d["lr"], batch_size=d["batch_size"]),
-        dict(epochs=1, lr=d["transfer_lr"], batch_size=d["transfer_batch_size"]),
-    ]
+    transfer = dict(epochs=1, lr=d["transfer_lr"], batch_size=d["transfer_batch_size"])
+    assert recipes == [source] * d["sources"] + [transfer]
+
+
+@pytest.mark.parametrize("sources", [1, 3])
+def test_train_source_trains_seeded_members_and_averages_them(sources, monkeypatch):
+    """``sources`` models from seeds seed, seed+100, ...; one is returned as is, several as their Ensemble."""
+    calls = []
+
+    class Exercises:  # a stand-in that records and does not train
+        @staticmethod
+        def train_classifier(model, x, y, **kwargs):
+            calls.append((kwargs["seed"], kwargs["epochs"], model.name))
+            return model.eval()
+
+    x, y = torch.rand(6, 3, 8, 8), torch.arange(6) % 3
+    cfg = dict(experiments.DEFAULTS["digits"], sources=sources, width=4, device="cpu")
+    source = experiments.train_source(x, y, cfg, num_classes=3, seed=7, exercises=Exercises)
+    assert calls == [(7 + 100 * k, cfg["epochs"], "small_cnn") for k in range(sources)]
+    if sources == 1:
+        assert source.name == "small_cnn"
+        assert torch.equal(source.net[0].weight, experiments.make_model("small_cnn", 3, 4, seed=7).net[0].weight)
+    else:
+        assert isinstance(source, models.Ensemble) and len(source.members) == sources and not source.training
+        first = source.members[0].net[0].weight
+        assert torch.equal(first, experiments.make_model("small_cnn", 3, 4, seed=7).net[0].weight)
+        assert not torch.equal(first, source.members[1].net[0].weight)
+    with pytest.raises(ValueError, match="sources"):
+        experiments.train_source(x, y, dict(cfg, sources=0), num_classes=3, exercises=Exercises)
 
 
 def test_training_recipe_falls_back_to_the_source_s():

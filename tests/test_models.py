@@ -132,3 +132,26 @@ def test_small_models_follow_the_convention(builder, size):
     assert any(p.requires_grad for p in model.parameters())  # trainable, unlike load_model()
     a, b = builder(num_classes=7, width=4, seed=3), builder(num_classes=7, width=4, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_ensemble_is_the_mean_of_its_members_logits():
+    members = [tiny_linear(num_classes=3, size=4, seed=k) for k in range(3)]
+    ensemble = models.Ensemble(members)
+    x = images(5, size=4)
+    expected = sum(m[1](x.flatten(1)) for m in members) / 3  # closed form: mean of x W_k^T + b_k
+    assert_close(ensemble(x), expected, "the ensemble's logits", rtol=1e-6, atol=1e-6)
+    assert ensemble.num_classes == 3 and "3" in ensemble.name
+    ensemble.eval()
+    assert not any(m.training for m in members)  # eval() reaches every member
+    seen = record_forwards(members[1])
+    ensemble(x)
+    assert len(seen) == 1  # one pass per member and call
+
+
+def test_ensemble_bad_input():
+    with pytest.raises(TypeError, match="members"):
+        models.Ensemble([])
+    with pytest.raises(TypeError, match="members"):
+        models.Ensemble([lambda x: x])
+    with pytest.raises(ValueError, match="differ in shape"):
+        models.Ensemble([tiny_linear(3), tiny_linear(4)])(images(2, size=4))
