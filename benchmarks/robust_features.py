@@ -14,8 +14,9 @@ Budgets (issue 14):
 * the leakage controls (the same labels on unperturbed images) sit at or below chance (+ 5 points);
 * the solved notebook at its defaults: < 4 min, < 2 GB peak kernel memory (full mode only).
 
-Each seed trains one source model per thread count and attacks it twice (D_det, D_rand): the second
-mode reuses it (``run_experiment(source=...)``; training is deterministic, so nothing changes but time).
+Each seed trains one source (an ensemble of ``DEFAULTS["digits"]["sources"]`` models) per thread count
+and attacks it twice (D_det, D_rand): the second mode reuses it (``run_experiment(source=...)``;
+training is deterministic, so nothing changes but time).
 ``--quick`` runs tiny versions (200 training images, 2 epochs, 3 PGD steps, one seed) in seconds;
 their verdicts only check that the pipeline runs. The reference implementation is used (Lab 2's
 reference ``pgd`` included).
@@ -106,7 +107,8 @@ def rows(runs: list[dict], controls: dict, peak: float, quick: bool = False) -> 
         if quick
         else (
             f"{size}: {cfg['size']}x{cfg['size']} px, {cfg['model']} width {cfg['width']}, "
-            f"eps {cfg['eps']}, {cfg['steps']} steps; source {cfg['epochs']} epochs at lr {cfg['lr']}, batch "
+            f"eps {cfg['eps']}, {cfg['steps']} steps; source: ensemble of {cfg['sources']}, each "
+            f"{cfg['epochs']} epochs at lr {cfg['lr']}, batch "
             f"{cfg['batch_size']}; fresh model {cfg['transfer_epochs']} epochs at lr {cfg['transfer_lr']}, batch "
             f"{cfg['transfer_batch_size']}"
         )
