@@ -174,10 +174,11 @@ def test_the_fresh_model_has_its_own_recipe(reference, monkeypatch):
     tiny = dict(TINY, epochs=1)
     run = dict(verbose=False, exercises=reference)
     fresh = dict(transfer_epochs=2, transfer_lr=0.01, transfer_batch_size=16)
-    experiments.run_experiment("digits", "det", **fresh, **run, **tiny)
+    ensemble = experiments.run_experiment("digits", "det", sources=2, **fresh, **run, **tiny)
     d = experiments.DEFAULTS["digits"]
     source = dict(epochs=1, lr=d["lr"], batch_size=d["batch_size"])
-    assert recipes == [source] * d["sources"] + [dict(epochs=2, lr=0.01, batch_size=16)]
+    assert recipes == [source] * 2 + [dict(epochs=2, lr=0.01, batch_size=16)]
+    assert isinstance(ensemble["source_model"], models.Ensemble)  # the whole pipeline runs on an ensemble too
     recipes.clear()
     experiments.run_experiment("digits", "det", **run, **tiny)
     transfer = dict(epochs=1, lr=d["transfer_lr"], batch_size=d["transfer_batch_size"])
