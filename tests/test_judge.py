@@ -284,3 +284,36 @@ def test_hidden_cases_are_fixed_by_the_seed():
 def test_cases_and_calls_are_plain_descriptions():
     case = Case([Call.of(Toy("labkit.check.toys:OneConvReluNet", seed=1), torch.zeros(1, 3, 8, 8), 0)])
     assert case.calls[0].args[0].kwargs == {"seed": 1} and case.check is None and case.reference
+
+
+def test_after_a_timeout_the_exercise_s_other_calls_are_not_run(tmp_path):
+    """A looping submission costs one timeout per exercise, not one per hidden call; other exercises run."""
+    import subprocess
+    import sys
+
+    pkg, inbox, outbox = tmp_path / "pkg" / "labkit", tmp_path / "in", tmp_path / "out"
+    for d in (pkg, inbox, outbox):
+        d.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    calls_log = tmp_path / "calls.txt"
+    (pkg / "loopy.py").write_text(
+        f"def spin(n):\n    open({str(calls_log)!r}, 'a').write('spin\\n')\n    while True:\n        pass\n\n"
+        f"def add(n):\n    open({str(calls_log)!r}, 'a').write('add\\n')\n    return n + 1\n"
+    )
+    store = worker.Store()
+
+    def call(function, n):
+        return {"function": function, "args": [worker.encode(n, store)], "kwargs": {}, "timeout": 0.5}
+
+    cases = [{"exercise": "spin", "calls": [call("spin", n)]} for n in range(3)]
+    cases += [{"exercise": "add", "calls": [call("add", n)]} for n in range(2)]
+    (inbox / "request.json").write_text(json.dumps({"module": "loopy", "cases": cases}))
+    store.save(str(inbox / "arrays.npz"))
+    subprocess.run(
+        [sys.executable, worker.__file__, str(inbox), str(outbox), "0", str(tmp_path / "pkg")], check=True, timeout=60
+    )
+    results = [json.loads((outbox / f"{c}_0.json").read_text()) for c in range(5)]
+    assert calls_log.read_text().split() == ["spin", "add", "add"]  # spin ran once
+    assert results[0]["timeout"] and "not_run" not in results[0]
+    assert all(r["timeout"] and r["not_run"] for r in results[1:3])
+    assert [r["value"] for r in results[3:]] == [1, 2]

@@ -524,7 +524,9 @@ def _read_result(outbox: Path, c: int, k: int, run: sandbox.Run):
     if not isinstance(result, dict):
         return _Failed(Mismatch("crash", "its result could not be read"))
     if result.get("timeout"):
-        return _Failed(Mismatch("timeout", "the call took too long"))
+        if result.get("not_run"):
+            return _Failed(Mismatch("timeout", "not run: an earlier call of this exercise took too long"))
+        return _Failed(Mismatch("timeout", "the call took too long (the exercise's later hidden cases are not run)"))
     if "raised" in result:
         raised = result["raised"]
         if not isinstance(raised, dict) or not isinstance(raised.get("types"), list):

@@ -292,6 +292,9 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 -- a broken module fails every call, visibly
         module, import_error = None, raised(exc)
     signal.signal(signal.SIGALRM, _on_alarm)
+    # After one of its calls runs out of time, an exercise has failed; its other calls are not run, so a
+    # submission that loops costs one timeout per exercise, not one per hidden call.
+    timed_out: set = set()
     for c, case in enumerate(request["cases"]):
         if c < int(first_case):
             continue
@@ -299,7 +302,9 @@ def main(argv: list[str]) -> int:
             store = Store()
             began = time.perf_counter()
             try:
-                if import_error is not None:
+                if case.get("exercise") in timed_out:
+                    result = {"timeout": True, "not_run": True}
+                elif import_error is not None:
                     result = {"raised": import_error, "import_error": True}
                 else:
                     args: list = []
@@ -316,6 +321,7 @@ def main(argv: list[str]) -> int:
                     result = {"value": encode(value, store)}
             except CallTimeout:
                 result = {"timeout": True}
+                timed_out.add(case.get("exercise"))
             except BaseException as exc:  # noqa: BLE001 -- SystemExit included: it is the student's
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 result = {"raised": raised(exc)}
