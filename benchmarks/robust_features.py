@@ -107,8 +107,8 @@ def rows(runs: list[dict], controls: dict, peak: float, quick: bool = False) -> 
         if quick
         else (
             f"{size}: {cfg['size']}x{cfg['size']} px, {cfg['model']} width {cfg['width']}, "
-            f"eps {cfg['eps']}, {cfg['steps']} steps; source: ensemble of {cfg['sources']}, each "
-            f"{cfg['epochs']} epochs at lr {cfg['lr']}, batch "
+            f"eps {cfg['eps']}, {cfg['steps']} steps; {cfg['sources']} source model(s) (an Ensemble if more), "
+            f"each {cfg['epochs']} epochs at lr {cfg['lr']}, batch "
             f"{cfg['batch_size']}; fresh model {cfg['transfer_epochs']} epochs at lr {cfg['transfer_lr']}, batch "
             f"{cfg['transfer_batch_size']}"
         )
