@@ -2,7 +2,7 @@
 
     python -m benchmarks.run --labs grading [--quick]
 
-Full mode grades two perfect submissions of Lab 1 (real notebook, default limits), once sequentially
+Full mode grades four perfect submissions of Lab 1 (real notebook, default limits), once sequentially
 and once with ``--workers 2``, and runs the Gradescope zip's ``run_autograder`` on one of them in a
 fake ``/autograder`` tree. Each submission's time splits into the sandboxed notebook run (what
 grading did before the judge) and the judge, measured side by side in the same run. Quick mode
@@ -82,7 +82,7 @@ def budgets(quick: bool = False) -> list[dict]:
             solution.write_text(SOLUTION)
             label = "toy lab (quick)"
         else:
-            repo, lab, n, limits = REPO, LABS[1], 2, Limits()
+            repo, lab, n, limits = REPO, LABS[1], 4, Limits()  # closer to a class-sized batch than 2
             course = build_course(tmp / "course", [lab], repo=REPO)
             solution = REPO / "solutions" / "labkit" / f"{lab.module}.py"
             students = _perfect_submissions(course, assignment_id(lab), lab.module, solution, n)
