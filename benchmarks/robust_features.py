@@ -14,8 +14,8 @@ Budgets (issue 14):
 * the leakage controls (the same labels on unperturbed images) sit at or below chance (+ 5 points);
 * the solved notebook at its defaults: < 4 min, < 2 GB peak kernel memory (full mode only).
 
-Each seed trains one source (an ensemble of ``DEFAULTS["digits"]["sources"]`` models) per thread count
-and attacks it twice (D_det, D_rand): the second mode reuses it (``run_experiment(source=...)``;
+Each seed trains one source (``DEFAULTS["digits"]["sources"]`` models; an Ensemble if more than one) per
+thread count and attacks it twice (D_det, D_rand): the second mode reuses it (``run_experiment(source=...)``;
 training is deterministic, so nothing changes but time).
 ``--quick`` runs tiny versions (200 training images, 2 epochs, 3 PGD steps, one seed) in seconds;
 their verdicts only check that the pipeline runs. The reference implementation is used (Lab 2's

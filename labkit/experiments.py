@@ -273,22 +273,21 @@ def train_source(
     Returns:
         the trained model (or Ensemble) in eval mode, on ``config["device"]`` (default: CUDA if available).
     """
-    ex = exercises or importlib.import_module("labkit.robust_features")
     seed = validate.integer(seed, "seed")
     n = validate.positive_int(config.get("sources", 1), "sources")
-    device = config.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    members = [
-        ex.train_classifier(
-            make_model(config["model"], num_classes, config["width"], seed + 100 * k).to(device),
-            images,
-            labels,
-            **training_recipe(config, "source"),
-            seed=seed + 100 * k,
-            augment=config["augment"],
-        )
-        for k in range(n)
-    ]
+    members = [_train(images, labels, config, num_classes, seed + 100 * k, "source", exercises) for k in range(n)]
     return members[0] if n == 1 else models.Ensemble(members).eval()
+
+
+def _train(images, labels, config: dict, num_classes: int, seed: int, which: str, exercises=None) -> torch.nn.Module:
+    """A fresh ``config["model"]`` initialized from ``seed``, trained by ``train_classifier`` on (images, labels)
+    with :func:`training_recipe`'s ``which`` recipe, on ``config["device"]`` (default: CUDA if available)."""
+    ex = exercises or importlib.import_module("labkit.robust_features")
+    device = config.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = make_model(config["model"], num_classes, config["width"], seed).to(device)
+    return ex.train_classifier(
+        model, images, labels, **training_recipe(config, which), seed=seed, augment=config["augment"]
+    )
 
 
 def run_experiment(
@@ -345,7 +344,6 @@ def run_experiment(
     for key in ("epochs", "lr", "batch_size"):  # e.g. epochs=2 alone shortens both trainings (quick runs)
         if key in overrides and f"transfer_{key}" not in overrides:
             cfg[f"transfer_{key}"] = None
-    device = cfg["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test), names = load_dataset(
         dataset,
@@ -357,7 +355,7 @@ def run_experiment(
     c = len(names)
 
     if source is None:
-        source = train_source(x_train, y_train, {**cfg, "device": device}, c, seed, ex)
+        source = train_source(x_train, y_train, cfg, c, seed, ex)
     clean_acc = ex.evaluate(source, x_test, y_test)
     # The control runs the attack with a vanishing budget: the same new labels (same rule, same
     # seed), then keeps the clean images.
@@ -378,14 +376,7 @@ def run_experiment(
         adv = x_train.clone()
     attack_success = ex.evaluate(source, adv, targets)
     judge = PerceptibilityJudge(x_test, y_test, cfg["judge"]).report(x_train, adv, y_train, targets)
-    fresh = ex.train_classifier(
-        make_model(cfg["model"], c, cfg["width"], seed + 1000).to(device),
-        adv,
-        targets,
-        **training_recipe(cfg, "transfer"),
-        seed=seed + 1000,
-        augment=cfg["augment"],
-    )
+    fresh = _train(adv, targets, cfg, c, seed + 1000, "transfer", ex)
     transfer_acc = ex.evaluate(fresh, x_test, y_test)
     result = dict(
         dataset=dataset,
