@@ -4,6 +4,7 @@ The pipeline always runs on the *reference* exercises (and Lab 2's reference pgd
 tests check the machinery, whatever the student's file holds. Tiny images and models, seconds.
 """
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,48 @@ def reference(reference_pgd):
 
 
 # --------------------------------------------------------------------------
-# The perceptibility judge
+# Statistics: the Wilson bound of the judges, the t interval over seeds
+# --------------------------------------------------------------------------
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+@pytest.mark.parametrize(
+    "k, n, low, high",
+    [
+        (5, 10, 0.2365931, 0.7634069),  # the textbook example
+        (0, 10, 0.0, Z95**2 / (10 + Z95**2)),  # closed form at k = 0: no empty interval, unlike p +- z se
+        (10, 10, 10 / (10 + Z95**2), 1.0),
+        (15, 1000, 0.0091110, 0.0246010),
+    ],
+)
+def test_wilson_interval_known_values(k, n, low, high):
+    assert experiments.wilson_interval(k, n) == pytest.approx((low, high), abs=1e-7)
+
+
+def test_wilson_interval_bad_input():
+    with pytest.raises(ValueError, match="successes"):
+        experiments.wilson_interval(11, 10)
+    with pytest.raises(ValueError, match="n"):
+        experiments.wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="confidence"):
+        experiments.wilson_interval(1, 10, confidence=1.0)
+
+
+def test_mean_interval_is_the_t_interval():
+    """1..5: mean 3, sd sqrt(2.5), se sqrt(0.5); Student's t(4) 97.5% quantile 2.7764451."""
+    r = experiments.mean_interval([1, 2, 3, 4, 5])
+    half = 2.7764451052 * 0.5**0.5
+    assert r == pytest.approx(dict(n=5, mean=3.0, se=0.5**0.5, low=3 - half, high=3 + half), abs=1e-9)
+    one = experiments.mean_interval([0.3])
+    assert one["mean"] == 0.3 and all(np.isnan(one[k]) for k in ("se", "low", "high"))
+    with pytest.raises(ValueError, match="finite"):
+        experiments.mean_interval([])
+    with pytest.raises(ValueError, match="finite"):
+        experiments.mean_interval([0.1, float("nan")])
+
+
+# --------------------------------------------------------------------------
+# The perceptibility judges
 # --------------------------------------------------------------------------
 def _flat(levels, size=4):
     return torch.as_tensor(levels, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, size, size).clone()
@@ -33,28 +75,58 @@ def test_judge_on_two_flat_classes_is_exact(kind):
     judge = experiments.PerceptibilityJudge(
         _flat([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), torch.tensor([0, 0, 0, 1, 1, 1]), kind=kind
     )
-    originals, labels, targets = _flat([0.2] * 10), torch.zeros(10, dtype=torch.long), torch.ones(10, dtype=torch.long)
+    n = 1000  # enough images for the Wilson bound to certify a 0% target rate (upper bound 0.38%)
+    originals, labels, targets = _flat([0.2] * n), torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)
     small = judge.report(originals, originals + 0.1, labels, targets)
+    upper = Z95**2 / (n + Z95**2)
     assert small == dict(
-        clean_acc=1.0, keep=1.0, target=0.0, keep_ratio=1.0, rel_norm=pytest.approx(0.5), imperceptible=True
-    )  # |0.1| / |0.2| per pixel
-    swapped = judge.report(originals, _flat([0.8] * 10), labels, targets)
+        clean_acc=1.0,
+        keep=1.0,
+        keep_ratio=1.0,
+        target=0.0,
+        clean_target=0.0,
+        target_upper=pytest.approx(upper),
+        target_excess=pytest.approx(upper),
+        rel_norm=pytest.approx(0.5),  # |0.1| / |0.2| per pixel
+        imperceptible=True,
+    )
+    swapped = judge.report(originals, _flat([0.8] * n), labels, targets)
     assert (swapped["keep"], swapped["target"], swapped["imperceptible"]) == (0.0, 1.0, False)
     assert swapped["rel_norm"] == pytest.approx(3.0)
+    few = judge.report(originals[:10], originals[:10] + 0.1, labels[:10], targets[:10])
+    assert not few["imperceptible"]  # 0 of 10 does not bound the target rate under 2 points (27.8%)
 
 
-def test_judge_thresholds_are_inclusive():
-    """100 images, 2 of them pushed to look like the target: target 2% is still imperceptible; 3% is not."""
+def test_judge_target_test_is_relative_and_bounded():
+    """1000 dark "0" images, 5 of them already bright (the judge reads them as the target "1": a 0.5%
+    baseline). Moving 10 more gives 15 target reads, Wilson upper bound 2.46%, excess 1.96 points:
+    imperceptible. Moving 11 gives 16 reads, upper bound 2.58%, excess 2.08 points: visible."""
     judge = experiments.PerceptibilityJudge(_flat([0.2, 0.8]), torch.tensor([0, 1]), kind="knn")
-    originals = _flat([0.2] * 100)
-    labels, targets = torch.zeros(100, dtype=torch.long), torch.ones(100, dtype=torch.long)
-    for moved, ok in ((2, True), (3, False)):
+    originals = _flat([0.8] * 5 + [0.2] * 995)
+    labels, targets = torch.zeros(1000, dtype=torch.long), torch.ones(1000, dtype=torch.long)
+    for moved, upper, ok in ((10, 0.0246010, True), (11, 0.0258321, False)):
         perturbed = originals.clone()
-        perturbed[:moved] = 0.8
+        perturbed[5 : 5 + moved] = 0.8
         r = judge.report(originals, perturbed, labels, targets)
-        assert r["target"] == pytest.approx(moved / 100) and r["keep_ratio"] == pytest.approx(1 - moved / 100)
+        assert (r["clean_acc"], r["clean_target"], r["target"]) == pytest.approx((0.995, 0.005, (5 + moved) / 1000))
+        assert r["target_upper"] == pytest.approx(upper, abs=1e-7)
+        assert r["target_excess"] == pytest.approx(upper - 0.005, abs=1e-7)
+        assert r["keep_ratio"] == pytest.approx((995 - moved) / 995)
         assert r["imperceptible"] is ok
-    assert experiments.JUDGE_MIN_KEEP == 0.95 and experiments.JUDGE_MAX_TARGET == 0.02
+    assert (experiments.JUDGE_MIN_KEEP, experiments.JUDGE_MAX_EXCESS) == (0.95, 0.02)
+
+
+def test_judge_keep_test_is_inclusive():
+    """Three flat classes; images of class 0 moved to class 2 (not the target 1): keeping 95.0% passes,
+    94.9% fails, and the target test is untouched (no target reads)."""
+    judge = experiments.PerceptibilityJudge(_flat([0.1, 0.5, 0.9]), torch.tensor([0, 1, 2]), kind="knn")
+    originals = _flat([0.1] * 1000)
+    labels, targets = torch.zeros(1000, dtype=torch.long), torch.ones(1000, dtype=torch.long)
+    for moved, ok in ((50, True), (51, False)):
+        perturbed = originals.clone()
+        perturbed[:moved] = 0.9
+        r = judge.report(originals, perturbed, labels, targets)
+        assert (r["keep_ratio"], r["target"], r["imperceptible"]) == (pytest.approx(1 - moved / 1000), 0.0, ok)
 
 
 def test_judge_keep_ratio_is_relative_to_its_clean_accuracy():
@@ -63,7 +135,36 @@ def test_judge_keep_ratio_is_relative_to_its_clean_accuracy():
     originals, labels = _flat([0.1, 0.3, 0.9, 0.4]), torch.tensor([0, 0, 1, 1])  # 0.4 looks dark: wrong
     r = judge.report(originals, originals, labels, (labels + 1) % 2)
     assert (r["clean_acc"], r["keep"], r["keep_ratio"], r["rel_norm"]) == (0.75, 0.75, 1.0, 0.0)
-    assert r["target"] == 0.25  # the misread image is read as its (wrong) target
+    assert r["target"] == r["clean_target"] == 0.25  # the misread image is read as its (wrong) target
+
+
+def test_both_judges_must_pass():
+    """A perturbation that moves only the 1-NN judge: a clean "1" sits at brightness 0.3 among the "0"s
+    (0-0.4); logistic regression draws one boundary near 0.45 and still reads 0.3 as a "0", but the
+    nearest clean image of a digit pushed to 0.3 is that "1", so the set is visible."""
+    fit = _flat([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.35, 0.4, 0.3, 0.6, 0.7, 0.8, 0.9, 1.0])
+    fit_labels = torch.tensor([0] * 8 + [1] * 6)
+    originals = _flat([0.1] * 1000)
+    labels, targets = torch.zeros(1000, dtype=torch.long), torch.ones(1000, dtype=torch.long)
+    perturbed = originals.clone()
+    perturbed[:100] = 0.3
+    judged = experiments.judge_perturbations(originals, perturbed, labels, targets, fit, fit_labels)
+    assert set(judged) == set(experiments.JUDGE_KINDS)
+    assert judged["logistic"]["target"] == 0.0 and judged["logistic"]["imperceptible"]
+    assert judged["knn"]["target"] == 0.1 and not judged["knn"]["imperceptible"]
+    assert experiments.imperceptible(judged) is False
+    assert experiments.imperceptible({k: dict(r, imperceptible=True) for k, r in judged.items()}) is True
+
+
+def test_linear_leakage_reads_visible_label_evidence():
+    """Labels that follow the brightness are learned (100% on clean test images); the same images with
+    "dark means 1" labels teach the opposite (0%)."""
+    images, test = _flat([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), _flat([0.15, 0.25, 0.75, 0.85])
+    y, y_test = torch.tensor([0, 0, 0, 1, 1, 1]), torch.tensor([0, 0, 1, 1])
+    assert experiments.linear_leakage(images, y, test, y_test) == 1.0
+    assert experiments.linear_leakage(images, 1 - y, test, y_test) == 0.0
+    with pytest.raises(ValueError, match="differ"):
+        experiments.linear_leakage(images, y, _flat([0.1], size=8), torch.tensor([0]))
 
 
 def test_knn_judge_is_the_nearest_clean_image():
@@ -149,9 +250,12 @@ def test_run_experiment_digits_is_deterministic_and_judged(reference):
     delta = a["adv_images"] - a["train"][0]
     assert float(delta.flatten(1).norm(dim=1).max()) <= a["config"]["eps"] + 1e-4
     rel = delta.flatten(1).norm(dim=1) / a["train"][0].flatten(1).norm(dim=1)
-    assert a["judge"]["rel_norm"] == pytest.approx(float(rel.median()), rel=1e-5)
-    judge = experiments.PerceptibilityJudge(*a["test"], kind="logistic")
-    assert a["judge"] == judge.report(a["train"][0], a["adv_images"], a["train"][1], a["adv_labels"])
+    assert a["judge"]["logistic"]["rel_norm"] == pytest.approx(float(rel.median()), rel=1e-5)
+    for kind in experiments.JUDGE_KINDS:  # both judges, fit on the clean test split, judge the training images
+        judge = experiments.PerceptibilityJudge(*a["test"], kind=kind)
+        assert a["judge"][kind] == judge.report(a["train"][0], a["adv_images"], a["train"][1], a["adv_labels"])
+    assert a["imperceptible"] == experiments.imperceptible(a["judge"])
+    assert a["linear_acc"] == experiments.linear_leakage(a["adv_images"], a["adv_labels"], *a["test"])
     assert not a["transfer_model"].training and not a["source_model"].training
     reused = experiments.run_experiment(
         "digits", "rand", seed=0, verbose=False, exercises=reference, source=a["source_model"], **TINY
@@ -220,11 +324,45 @@ def test_training_recipe_falls_back_to_the_source_s():
         experiments.training_recipe(cfg, "fresh")
 
 
+def test_run_seeds_reuses_each_seed_s_source_and_summarizes(reference):
+    """Two seeds, both modes: the same numbers as run_experiment, each seed's source trained once,
+    and the summary is mean_interval over the seeds."""
+    trained = []
+    train_source = experiments.train_source
+
+    def spy(*args, **kwargs):
+        trained.append(kwargs.get("seed", args[4] if len(args) > 4 else None))
+        return train_source(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiments, "train_source", spy)
+        out = experiments.run_seeds("digits", seeds=[0, 3], exercises=reference, **TINY)
+    assert trained == [0, 3]
+    assert [(r["seed"], r["mode"]) for r in out["runs"]] == [(0, "det"), (0, "rand"), (3, "det"), (3, "rand")]
+    alone = experiments.run_experiment("digits", "rand", seed=3, verbose=False, exercises=reference, **TINY)
+    last = out["runs"][-1]
+    assert {k: last[k] for k in ("transfer_acc", "linear_acc", "judge", "imperceptible")} == {
+        k: alone[k] for k in ("transfer_acc", "linear_acc", "judge", "imperceptible")
+    }
+    for mode in experiments.MODES:
+        mine = [r for r in out["runs"] if r["mode"] == mode]
+        summary = out["summary"][mode]
+        assert {k: summary[k] for k in ("n", "mean", "se", "low", "high")} == experiments.mean_interval(
+            r["transfer_acc"] for r in mine
+        )
+        assert summary["linear"] == experiments.mean_interval(r["linear_acc"] for r in mine)
+        assert summary["imperceptible"] == sum(r["imperceptible"] for r in mine)
+    with pytest.raises(ValueError, match="distinct"):
+        experiments.run_seeds("digits", seeds=[1, 1], exercises=reference, **TINY)
+
+
 def test_control_keeps_the_images(reference):
     r = experiments.run_experiment("digits", "rand", seed=1, verbose=False, perturb=False, exercises=reference, **TINY)
     assert torch.equal(r["adv_images"], r["train"][0])
     assert bool((r["adv_labels"] != r["train"][1]).all())
-    assert r["judge"]["rel_norm"] == 0.0 and r["judge"]["keep_ratio"] == 1.0
+    for report in r["judge"].values():
+        assert report["rel_norm"] == 0.0 and report["keep_ratio"] == 1.0
+        assert report["target"] == report["clean_target"]
 
 
 def test_cifar10_path_end_to_end_on_cifar_shaped_data(reference, monkeypatch):
@@ -259,7 +397,7 @@ def test_cifar10_path_end_to_end_on_cifar_shaped_data(reference, monkeypatch):
     assert r["adv_images"].shape == (40, 3, 32, 32)
     assert float((r["adv_images"] - fake["train"][0]).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-4
     assert 0.0 <= r["transfer_acc"] <= 1.0
-    assert set(r["judge"]) == {"clean_acc", "keep", "target", "keep_ratio", "rel_norm", "imperceptible"}
+    assert set(r["judge"]) == set(experiments.JUDGE_KINDS) and 0.0 <= r["linear_acc"] <= 1.0
     paper = {k: experiments.DEFAULTS["cifar10"][k] for k in ("eps", "step_size", "steps", "augment")}
     assert paper == dict(eps=0.5, step_size=0.1, steps=100, augment=True)  # Ilyas et al.'s settings
 
