@@ -10,6 +10,11 @@ LAB_STAMP := $(VENV)/.installed-lab
 # JupyterLab as students see it: nbgrader's instructor extensions (its menu, Create Assignment, Formgrader)
 # stay off even in a venv where `make test` installed nbgrader.
 STUDENT_JUPYTER := JUPYTER_CONFIG_PATH=$(CURDIR)/binder/student
+# Rooted at the repository, so that labkit/ (the exercise files) opens from the notebooks' links and the
+# file browser; opening on notebooks/. Binder's urlpath (README) and environment.yml start it the same way.
+# JUPYTER_ARGS: more options (tests/test_browser.py adds a port and no token).
+LAB_ARGS := --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
+JUPYTER_ARGS ?=
 
 .PHONY: install lab test test-fast lint run figures sync bench bench-quick clean
 
@@ -27,7 +32,7 @@ $(STAMP): pyproject.toml $(LAB_STAMP)
 	touch $(STAMP)
 
 lab: $(LAB_STAMP)     ## open JupyterLab on the student notebooks
-	$(STUDENT_JUPYTER) $(BIN)/jupyter lab notebooks/
+	$(STUDENT_JUPYTER) $(BIN)/jupyter lab $(LAB_ARGS) $(JUPYTER_ARGS)
 
 test: install         ## the full test suite, offline (what CI runs)
 	LABKIT_OFFLINE=1 $(BIN)/python -m pytest

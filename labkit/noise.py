@@ -1,7 +1,7 @@
 # Your exercises for this lab. Fill in every body that raises
 # NotImplementedError; the docstrings say exactly what to return.
-# Check your work in the notebook with labkit.check, or with pytest.
-# (Generated from solutions/labkit/noise.py by `labkit sync`.)
+# Save (Ctrl+S) and re-run the notebook's check cell, or check them all from a
+# terminal: python -m labkit.check noise
 """Lab 4: noise probing. What do pretrained networks "see" in random noise?
 
 Feed random noise to ImageNet classifiers, tabulate how confident they are and

@@ -1,7 +1,7 @@
 # Your exercises for this lab. Fill in every body that raises
 # NotImplementedError; the docstrings say exactly what to return.
-# Check your work in the notebook with labkit.check, or with pytest.
-# (Generated from solutions/labkit/robust_features.py by `labkit sync`.)
+# Save (Ctrl+S) and re-run the notebook's check cell, or check them all from a
+# terminal: python -m labkit.check robust_features
 """Lab 5: non-robust features (Ilyas et al., 2019, "Adversarial Examples Are Not Bugs, They Are Features").
 
 The experiment: train a classifier, turn every training image into a *targeted*

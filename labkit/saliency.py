@@ -1,7 +1,7 @@
 # Your exercises for this lab. Fill in every body that raises
 # NotImplementedError; the docstrings say exactly what to return.
-# Check your work in the notebook with labkit.check, or with pytest.
-# (Generated from solutions/labkit/saliency.py by `labkit sync`.)
+# Save (Ctrl+S) and re-run the notebook's check cell, or check them all from a
+# terminal: python -m labkit.check saliency
 """Lab 1 exercises: saliency maps.
 
 Every function takes a classifier ``model`` ([0,1] images in, logits out, as

@@ -61,24 +61,46 @@ def pip_keep_constraints() -> str:
     return "[f\"{p}=={version(p).split('+')[0]}\" for p in " + repr(KEEP) + "]"
 
 
-def colab_cell(url: str, lab: Lab) -> str:
-    """The first code cell of ``lab``'s notebook: on Colab, clone ``url`` and install labkit; elsewhere nothing."""
+def colab_cell(url: str, lab: Lab, dest: str = COLAB_DIR) -> str:
+    """The first code cell of ``lab``'s notebook: on Colab, clone ``url`` into ``dest``, install labkit and open
+    the exercise file in Colab's editor; elsewhere nothing.
+
+    It never waits for input (``GIT_TERMINAL_PROMPT=0``: git fails instead of asking for a password when
+    the repository does not exist), and a failed clone or install stops the notebook there with one short
+    message (an exception IPython shows as its message alone), which says what to fix.
+    """
     return f'''\
-# On Colab: fetch the course and install labkit (does nothing elsewhere). Colab's own torch,
-# torchvision and numpy are kept (pinned as constraints), so there is no runtime restart.
+# On Colab: fetch the course, install labkit and open your exercise file (does nothing elsewhere).
+# Colab's own torch, torchvision and numpy are kept (pinned as constraints), so there is no runtime restart.
 import sys
 if "google.colab" in sys.modules:
     import os, subprocess
     from importlib.metadata import version
-    if not os.path.isdir("{COLAB_DIR}"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "{COLAB_DIR}"], check=True)
+
+    class SetupFailed(Exception):  # shown as its message alone: Run All stops here
+        def _render_traceback_(self):
+            return [str(self)]
+
+    def run(command, failed, fix=""):
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+        if done.returncode:
+            raise SetupFailed(f"{{failed}}: {{(done.stderr.strip().splitlines() or ['?'])[-1]}}. {{fix}}")
+
+    if not os.path.isdir("{dest}"):
+        run(["git", "clone", "-q", "--depth", "1", "{url}", "{dest}"], "Could not fetch the course from {url}",
+            "If that is not the course's home, its maintainer sets [project.urls] Repository in pyproject.toml "
+            "and runs `labkit-course sync`.")
     with open("/tmp/labkit-keep.txt", "w") as f:
         f.write("\\n".join({pip_keep_constraints()}))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{COLAB_DIR}",
-                    "-c", "/tmp/labkit-keep.txt"], check=True)
-    sys.path.insert(0, "{COLAB_DIR}")
-    print("Your exercises are in {COLAB_DIR}/labkit/{lab.module}.py: in the Files panel (folder icon, left),\\n"
-          "open labkit > labkit > {lab.module}.py, edit, save (Ctrl+S); the next cell you run uses it.")'''
+    run([sys.executable, "-m", "pip", "install", "-q", "-e", "{dest}", "-c", "/tmp/labkit-keep.txt"],
+        "Could not install labkit")
+    sys.path.insert(0, "{dest}")
+    from google.colab import files
+    files.view("{dest}/labkit/{lab.module}.py")
+    print("Your exercises are in {dest}/labkit/{lab.module}.py, open on the right (also in the Files\\n"
+          "panel, folder icon, left: labkit > labkit > {lab.module}.py). Edit, save (Ctrl+S);\\n"
+          "the next cell you run uses it.")'''
 
 
 def colab_badge(url: str, lab: Lab) -> str:

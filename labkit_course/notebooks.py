@@ -47,6 +47,7 @@ def execute_notebook(
     parameters: dict | None = None,
     timeout: int = 600,
     threads: int | None = None,
+    allow_errors: bool = False,
 ) -> Execution:
     """Run a notebook headless with nbclient; measure wall time and the kernel's peak RSS.
 
@@ -54,7 +55,8 @@ def execute_notebook(
     ``LABKIT_OFFLINE=1`` tells labkit not to try. ``threads`` caps the kernel's
     torch/OpenMP/BLAS threads, the notebook's own ``THREADS`` included (the test suite
     runs notebooks side by side with 1 each).
-    Returns the executed notebook and the first error (``None`` if every cell ran).
+    Returns the executed notebook and the first error (``None`` if every cell ran). With
+    ``allow_errors`` every cell runs and the errors are only in the cells' outputs.
     """
     import threading
     import time
@@ -78,6 +80,7 @@ def execute_notebook(
         nb,
         timeout=timeout,
         kernel_name="python3",
+        allow_errors=allow_errors,
         resources={"metadata": {"path": str(cwd or Path(path).parent)}},
     )
     peak = [0.0]

@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import re
 from pathlib import Path
 
 import nbformat
 
+from labkit.labs import Lab
 from labkit_course.repo import REPO, SOLUTIONS, available_labs
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -25,8 +27,8 @@ _DEF = re.compile(r"^(\s*)def\s+(\w+)\s*\(")
 STUDENT_HEADER = (
     "# Your exercises for this lab. Fill in every body that raises\n"
     "# NotImplementedError; the docstrings say exactly what to return.\n"
-    "# Check your work in the notebook with labkit.check, or with pytest.\n"
-    "# (Generated from solutions/labkit/{module}.py by `labkit sync`.)\n"
+    "# Save (Ctrl+S) and re-run the notebook's check cell, or check them all from a\n"
+    "# terminal: python -m labkit.check {module}\n"
 )
 
 
@@ -103,6 +105,70 @@ def student_notebook(solved: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+#: the student notebooks' folder, relative to the repository: their links to labkit/ start from there
+NOTEBOOKS_TO_REPO = ".."
+_EXERCISE = re.compile(r"^###\s+Exercise\b", re.M)
+#: starts the line sync adds under each exercise's instructions (tests find it by this)
+EXERCISE_LINK_MARK = "**Your code goes in**"
+
+
+def exercise_link(lab: Lab) -> str:
+    """The markdown link to ``labkit/<module>.py`` from a student notebook in ``notebooks/``.
+
+    JupyterLab resolves a relative link from the notebook's folder and opens the file in its editor, when
+    the server's root holds both (``make lab``, Binder and conda start it at the repository's root).
+    """
+    path = f"labkit/{lab.module}.py"
+    return f"[`{path}`]({NOTEBOOKS_TO_REPO}/{path})"
+
+
+def with_exercise_links(solved: nbformat.NotebookNode, lab: Lab) -> nbformat.NotebookNode:
+    """A copy of ``solved`` whose exercise instructions (markdown cells with a ``### Exercise`` heading)
+    end with a link that opens the exercise file; the first also gives the self-grading command.
+
+    For the student notebooks of ``notebooks/`` only: the solved notebooks (``solutions/notebooks/``, whose
+    ``../labkit/`` holds the solutions) and nbgrader's release (built from them, ``labkit/`` beside the
+    notebook, in the file browser's first view) have none, so no link points at the wrong file.
+    """
+    nb = copy.deepcopy(solved)
+    first = True
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or not _EXERCISE.search(cell.source):
+            continue
+        line = (
+            f"{EXERCISE_LINK_MARK} {exercise_link(lab)}: the link opens it in the editor (on Colab it is open on "
+            "the right). Save it with Ctrl+S, then run the check below."
+        )
+        if first:
+            line += f" To check all of this lab's exercises in a terminal: `python -m labkit.check {lab.number}`."
+            first = False
+        cell.source = cell.source.rstrip("\n") + "\n\n" + line
+    return nb
+
+
+def quiet_setup_cell(nb: nbformat.NotebookNode) -> bool:
+    """End the set-up cell (the code cell after the Colab cell) with ``;`` if its last statement is a bare
+    call, so that the call's value (``trim_memory_after_each_cell()`` returns True) is not displayed.
+    Returns whether it changed."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if len(code) < 2:
+        return False
+    cell = code[1]
+    lines = cell.source.split("\n")
+    # IPython's magics (%matplotlib inline) are no Python: parse them as comments, line numbers unchanged
+    body = ast.parse("\n".join("#" + x if x.lstrip().startswith(("%", "!")) else x for x in lines)).body
+    last = body[-1] if body else None
+    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+        return False
+    row = lines[last.end_lineno - 1]
+    head, tail = row[: last.end_col_offset], row[last.end_col_offset :]
+    if tail.lstrip().startswith(";"):
+        return False
+    lines[last.end_lineno - 1] = head + ";" + tail
+    cell.source = "\n".join(lines)
+    return True
+
+
 def _write_if_changed(path: Path, text: str, check: bool) -> bool:
     """Write ``text`` to ``path`` unless identical; return True if it was stale."""
     old = path.read_text(encoding="utf-8") if path.exists() else None
@@ -129,7 +195,9 @@ def sync(check: bool = False, url: str | None = None) -> list[Path]:
     """Regenerate every student file from ``solutions/``, and what the repository URL decides.
 
     ``url`` (default: ``[project.urls] Repository`` of ``pyproject.toml``) goes into every notebook's
-    Colab cell (solved and student) and the README's Colab/Binder badges.
+    Colab cell (solved and student) and the README's Colab/Binder badges. Every set-up cell is made
+    quiet (:func:`quiet_setup_cell`) and every student notebook's exercise links to its file
+    (:func:`with_exercise_links`).
     Returns the files that were stale. With ``check=True`` nothing is written.
     """
     from labkit_course.colab import readme_with_badges, repository_url, set_colab_cell
@@ -150,11 +218,12 @@ def sync(check: bool = False, url: str | None = None) -> list[Path]:
         solved_path = SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb"
         solved = nbformat.read(solved_path, as_version=4)
         set_colab_cell(solved, url, lab)
+        quiet_setup_cell(solved)
         cleaned = nbformat.writes(clean_solved_notebook(solved)) + "\n"
         if _write_if_changed(solved_path, cleaned, check):
             stale.append(solved_path)
         target = REPO / "notebooks" / f"{lab.notebook}.ipynb"
-        text = nbformat.writes(student_notebook(solved)) + "\n"
+        text = nbformat.writes(student_notebook(with_exercise_links(solved, lab))) + "\n"
         if _write_if_changed(target, text, check):
             stale.append(target)
     return stale

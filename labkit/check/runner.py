@@ -66,15 +66,28 @@ def check(description: str, hint: str = "") -> Callable:
     return decorate
 
 
+def _quiet(exc: BaseException) -> BaseException:
+    """``exc``, shown in a notebook as its one-line message instead of a traceback.
+
+    IPython (>= 7, ipykernel included) renders an exception through its ``_render_traceback_()`` when it
+    has one: the cell still fails (an ``error`` output, so ``Run All`` and nbgrader stop there), but the
+    student sees the sentence, not the check machinery's frames. pytest ignores it.
+    """
+    message = str(exc)
+    exc._render_traceback_ = lambda: [message]
+    return exc
+
+
 @dataclass
 class Report:
     """What one run of an exercise's checks found. Truthy when every check passed.
 
-    ``assert check.lab.exercise()`` is how notebooks use it. For an exercise
-    that is not written yet, that assert raises the same friendly
-    ``NotImplementedError`` as the stub (after the report has printed "not
-    implemented yet"), so a notebook run stops exactly where the work starts.
-    Use :attr:`passed` to test a report without that.
+    ``assert check.lab.exercise()`` is how notebooks use it: on a report that did not pass, ``bool()``
+    raises a one-line error that a notebook shows without a traceback (the report above it says
+    the rest): the stub's own ``NotImplementedError`` message for an exercise not written yet, an
+    ``AssertionError`` naming the exercise for one that fails. Either way the cell fails, so a
+    notebook run (and nbgrader) stops exactly where the work is. Use :attr:`passed` to test a report
+    without raising.
     """
 
     exercise: str
@@ -89,11 +102,18 @@ class Report:
         return not any(status == TODO for status, _, _ in self.results)
 
     def __bool__(self) -> bool:
+        if self.passed:
+            return True
+        module, name = self.exercise.rsplit(".", 1)
         if not self.implemented:
-            name = self.exercise.rsplit(".", 1)[-1]
-            module = self.exercise.rsplit(".", 1)[0]
-            raise NotImplementedError(f"{name}() is not implemented yet: fill in its body in labkit/{module}.py")
-        return self.passed
+            message = f"{name}() is not implemented yet: fill in its body in labkit/{module}.py"
+            raise _quiet(NotImplementedError(message))
+        failed = sum(status != PASS for status, _, _ in self.results)
+        raise _quiet(
+            AssertionError(
+                f"{name}() failed {failed} of its {len(self.results)} checks: fix labkit/{module}.py (see above)"
+            )
+        )
 
     def __str__(self) -> str:
         lines = []
