@@ -1,18 +1,17 @@
 """The student's and the instructor's path in a real browser: JupyterLab and Formgrader in Chromium.
 
 Playwright for Python drives the system Chromium (Debian's ``chromium``, which ``.ci/run`` installs;
-Playwright's own browser download is not needed). The test
+Playwright's own browser download is not needed). The student's test walks README's path with no staging:
 
-1. starts JupyterLab as ``make lab`` does (nbgrader's instructor extensions off) on a copy of the
-   student files, and checks a student sees no Nbgrader menu and no Formgrader;
-2. opens Lab 1 and runs its set-up cells;
-3. runs the ``input_gradients`` check on the stub and sees the "not implemented yet" report;
-4. opens ``labkit/saliency.py`` in JupyterLab's editor, saves an implementation into it (through the
-   contents API, as the editor's save does), re-runs the check in the same kernel and sees PASS;
-5. runs the cells up to the first saliency figure and sees it rendered;
-6. adds a cell with a tqdm loop and sees a progress-bar widget (not lines of text) at 100%;
-7. builds a course with ``labkit-course course build`` and opens nbgrader's Formgrader on it.
+1. a fresh ``git clone`` of the repository, and ``make lab`` in it (the Makefile's own command, with this
+   venv instead of a new one, a free port and no token); a student sees no Nbgrader menu and no Formgrader;
+2. the browser lands in ``notebooks/``; the student opens Lab 2 there and runs the cells up to the first
+   check, which shows the "not implemented yet" report and one line, no traceback; the set-up shows nothing;
+3. the link under the exercise opens ``labkit/adversarial.py`` in JupyterLab's editor; the student types
+   an implementation, saves with Ctrl+S, goes back to the notebook and re-runs the check: PASS, same kernel;
+4. a tqdm loop in a new cell shows a progress-bar widget at 100%; no news toast showed at any point.
 
+The instructor's test builds a course with ``labkit-course course build`` and opens nbgrader's Formgrader.
 Screenshots go to ``build/screenshots/`` (look at them). Marked ``browser`` and ``slow``; skipped, saying
 why, where Chromium or Playwright is missing.
 """
@@ -34,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from labkit_course.repo import REPO, SOLUTIONS
+from labkit_course.sync import _DEF, BEGIN_SOLUTION, END_SOLUTION, stub_source
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,10 +73,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def jupyter_lab(root: Path, home: Path, student: bool):
-    """A JupyterLab server on ``root``, without a token, isolated in ``home``; yields its URL."""
-    port = _free_port()
+def _isolated_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a JupyterLab server isolated in ``home``: every cell rendered (no windowing, so the
+    test can reach any cell), nothing else configured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
     env.update(
         HOME=str(home),
@@ -87,57 +86,75 @@ def jupyter_lab(root: Path, home: Path, student: bool):
         JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
         LABKIT_OFFLINE="1",
         OMP_NUM_THREADS="1",
-        PYTHONPATH=str(root),
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        **extra,
     )
-    if student:
-        env["JUPYTER_CONFIG_PATH"] = str(REPO / "binder" / "student")  # as `make lab` starts it
-    # every cell rendered (no windowing), no news or update pop-ups
-    settings = home / "settings" / "@jupyterlab"
-    (settings / "notebook-extension").mkdir(parents=True, exist_ok=True)
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    (settings / "apputils-extension").mkdir(parents=True, exist_ok=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    cmd = [
-        str(BIN / "jupyter"),
-        "lab",
-        "--no-browser",
-        f"--port={port}",
-        "--ServerApp.ip=127.0.0.1",
-        "--IdentityProvider.token=",
-        "--ServerApp.password=",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
+    settings = home / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    return env
+
+
+def _server_args(port: int) -> list[str]:
+    args = [f"--port={port}", "--no-browser", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
     if hasattr(os, "getuid") and os.getuid() == 0:
-        cmd.append("--allow-root")
-    log = open(home / f"jupyter-{port}.log", "w")
-    proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        args.append("--allow-root")
+    return args
+
+
+@contextmanager
+def _serving(cmd: list[str], cwd: Path, env: dict, log_path: Path, port: int, token: str = ""):
+    """Run ``cmd`` (a Jupyter server on ``port``, logging to ``log_path``) until the block ends; yields its URL
+    once ``/api/status`` answers. ``token``: the server's login token, if it has one (without it a
+    token-protected server answers 403 to every poll)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=5)
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5)
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    raise RuntimeError(
-                        "JupyterLab did not start:\n" + (home / f"jupyter-{port}.log").read_text()[-3000:]
-                    ) from None
+                    raise RuntimeError("the Jupyter server did not start:\n" + log_path.read_text()[-3000:]) from None
                 time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, 15)  # make and the server it started
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
         log.close()
+
+
+@contextmanager
+def make_lab(clone: Path, home: Path):
+    """``make lab`` in ``clone``, exactly as a student runs it, with this test's venv (no reinstall: ``-o``
+    marks its install stamp up to date) and a free port without a token (``JUPYTER_ARGS``).
+
+    ``PYTHONPATH`` puts the clone's labkit first, as the clone's own editable install would."""
+    port = _free_port()
+    venv = BIN.parent
+    cmd = ["make", "--no-print-directory", "-o", str(venv / ".installed-lab"), "lab", f"VENV={venv}"]
+    cmd.append("JUPYTER_ARGS=" + " ".join(_server_args(port)))
+    env = _isolated_env(home, PYTHONPATH=str(clone))
+    with _serving(cmd, clone, env, home / "jupyter.log", port) as url:
+        yield url
+
+
+@contextmanager
+def jupyter_lab(root: Path, home: Path):
+    """The instructor's JupyterLab on ``root`` (nbgrader's extensions on), isolated in ``home``; yields its URL."""
+    port = _free_port()
+    cmd = [str(BIN / "jupyter"), "lab", f"--ServerApp.root_dir={root}", *_server_args(port)]
+    cmd += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    with _serving(cmd, root, _isolated_env(home, PYTHONPATH=str(root)), home / "jupyter.log", port) as url:
+        yield url
 
 
 def _status(url: str) -> int:
@@ -207,89 +224,106 @@ def browser():
         browser.close()
 
 
-def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
-    root = tmp_path / "student"
-    shutil.copytree(REPO / "labkit", root / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "notebooks" / "01_saliency.ipynb", root / "01_saliency.ipynb")
-    stub = (root / "labkit" / "saliency.py").read_text()
-    assert "not implemented yet" in stub
-    with jupyter_lab(root, tmp_path / "home", student=True) as url:
+def _with_one_exercise_solved(module: str, function: str) -> str:
+    """The student file of ``module`` with ``function`` written (its reference body), the rest stubs:
+    what a student types for one exercise."""
+    lines, current = [], None
+    for line in (SOLUTIONS / "labkit" / f"{module}.py").read_text().splitlines(keepends=True):
+        m = _DEF.match(line)
+        if m:
+            current = m.group(2)
+        if current == function and line.strip() in (BEGIN_SOLUTION, END_SOLUTION):
+            continue
+        lines.append(line)
+    return stub_source("".join(lines), module)
+
+
+def test_student_walks_lab_2_from_a_fresh_clone(browser, tmp_path):
+    """The path README gives: clone, ``make lab``, open Lab 2 from the landing folder, run up to the first
+    check (only the friendly report), follow the exercise's link to labkit/adversarial.py, type an
+    implementation, save with Ctrl+S, re-run the check in the same kernel: PASS."""
+    clone = tmp_path / "labkit"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    exercise_file = clone / "labkit" / "adversarial.py"
+    assert "not implemented yet" in exercise_file.read_text()
+    notebook = "02_adversarial.ipynb"
+    with make_lab(clone, tmp_path / "home") as url:
         assert _status(f"{url}/formgrader") == 404, "a student's server serves Formgrader"
+        assert _status(f"{url}/api/contents/labkit/adversarial.py") == 200, "the exercise file is out of reach"
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT)
-        page.goto(f"{url}/lab/tree/01_saliency.ipynb")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
+        page.goto(url)  # where `make lab` sends the browser: the landing folder, notebooks/
+        page.wait_for_url("**/lab/tree/notebooks**")
+        listing = page.locator(".jp-DirListing-item").filter(has_text=notebook)
+        listing.wait_for()
         menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
         assert "File" in menus and not any("nbgrader" in m.lower() for m in menus), menus
+        _shot(page, "1_student_landing")
+        listing.dblclick()
 
-        # the set-up: every cell up to and including the parameters cell
+        page.wait_for_selector(".jp-Notebook .jp-Cell", state="visible")
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
         code = page.locator(".jp-Notebook .jp-CodeCell")
-        sources = _code_sources(root / "01_saliency.ipynb")
+        sources = _code_sources(clone / "notebooks" / notebook)
         deadline = time.monotonic() + TIMEOUT / 1000  # cells attach one by one after the first shows
         while code.count() < len(sources) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert code.count() == len(sources)
-        params = next(i for i, s in enumerate(sources) if s.startswith("# Parameters"))
-        checked = next(i for i, s in enumerate(sources) if "check.saliency.input_gradients()" in s)
-        for i in range(params + 1):
+        checked = next(i for i, s in enumerate(sources) if "check.adversarial.linear_adversarial()" in s)
+        for i in range(checked + 1):
             _run_cell(page, code.nth(i))
             _wait_idle(page)
-        errors = page.locator(".jp-Notebook .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
-        assert errors.count() == 0, errors.first.inner_text()
-        _shot(page, "1_student_setup")
-
-        check_cell = code.nth(checked)
-        _run_cell(page, check_cell)
-        _wait_idle(page)
-        output = check_cell.locator(".jp-OutputArea")
+        # JupyterLab renders an error output (as any stderr) with the stderr mime type
+        stderr = page.locator(".jp-Notebook .jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
+        output = code.nth(checked).locator(".jp-OutputArea")
         output.get_by_text("not implemented yet").first.wait_for()
-        assert "saliency.input_gradients: not implemented yet" in output.inner_text()
-        _shot(page, "2_student_check_stub")
+        assert stderr.count() == 1, [stderr.nth(i).inner_text() for i in range(stderr.count())]
+        setup = code.nth(1).locator(".jp-OutputArea-output")
+        assert setup.count() == 0, f"the set-up cell shows {setup.first.inner_text()!r}"
+        assert code.nth(3).locator(".jp-OutputArea img").count() >= 1, "the photos' figure did not render"
+        text = output.inner_text()
+        assert "adversarial.linear_adversarial: not implemented yet" in text, text
+        assert "Traceback" not in text and "runner.py" not in text and "NotImplementedError" not in text, text
+        assert output.locator("[data-mime-type='application/vnd.jupyter.stderr']").inner_text().strip() == (
+            "linear_adversarial() is not implemented yet: fill in its body in labkit/adversarial.py"
+        )
+        code.nth(checked).scroll_into_view_if_needed()
+        _shot(page, "2_student_first_check")
         kernels = json.load(urllib.request.urlopen(f"{url}/api/kernels"))
 
-        # the student opens the exercise file, replaces the stub with an implementation, and saves (Ctrl+S)
-        page.goto(f"{url}/lab/tree/labkit/saliency.py")
+        # the exercise's instructions link to its file: one click opens it in JupyterLab's editor
+        link = page.locator(".jp-MarkdownCell a").filter(has_text="labkit/adversarial.py").first
+        link.scroll_into_view_if_needed()
+        link.click()
         editor = page.locator(".jp-FileEditor .cm-content")
         editor.wait_for(state="visible")
+        assert page.locator(".lm-TabBar-tab.lm-mod-current").inner_text().strip() == "adversarial.py"
         _shot(page, "3_student_exercise_file")
-        solution = (SOLUTIONS / "labkit" / "saliency.py").read_text()
+        typed = _with_one_exercise_solved("adversarial", "linear_adversarial")
         editor.click()
         page.keyboard.press("Control+a")
-        page.keyboard.insert_text(solution)  # as a paste: CodeMirror adds no indentation or brackets
+        page.keyboard.insert_text(typed)  # as a paste: CodeMirror adds no indentation or brackets
         page.keyboard.press("Control+s")
         deadline = time.monotonic() + 30
-        while (root / "labkit" / "saliency.py").read_text() != solution and time.monotonic() < deadline:
+        while exercise_file.read_text() != typed and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert (root / "labkit" / "saliency.py").read_text() == solution, "the editor did not save the file as typed"
+        assert exercise_file.read_text() == typed, "the editor did not save the file as typed"
+        page.get_by_text("x + eps * sign", exact=False).first.scroll_into_view_if_needed()
+        _shot(page, "4_student_saved")
 
-        page.goto(f"{url}/lab/tree/01_saliency.ipynb")
+        # back to the notebook's tab: the same kernel runs the check on the saved file
+        page.locator(".lm-TabBar-tab").filter(has_text=notebook).first.click()
         check_cell = page.locator(".jp-Notebook .jp-CodeCell").nth(checked)
-        check_cell.wait_for()
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached")
         _run_cell(page, check_cell)
         _wait_idle(page)
         output = check_cell.locator(".jp-OutputArea")
         output.get_by_text("well done").first.wait_for()
         text = output.inner_text()
         assert "PASS" in text and "FAIL" not in text and "not implemented" not in text, text
-        _shot(page, "4_student_check_pass")
+        _shot(page, "5_student_check_pass")
         assert json.load(urllib.request.urlopen(f"{url}/api/kernels"))[0]["id"] == kernels[0]["id"], (
             "the kernel restarted"
         )
-
-        # figures render: the photos with the model's predictions, then the first saliency maps
-        code = page.locator(".jp-Notebook .jp-CodeCell")
-        first_maps = next(i for i, s in enumerate(sources) if s.startswith("vanilla = gradient_saliency("))
-        for i in range(params + 1, first_maps + 1):
-            if i != checked and not sources[i].startswith("grads = "):
-                _run_cell(page, code.nth(i))
-                _wait_idle(page)
-        figure = code.nth(first_maps).locator(".jp-OutputArea img")
-        figure.wait_for()
-        assert figure.evaluate("img => img.naturalWidth") > 300
-        assert errors.count() == 0, errors.first.inner_text()
-        _shot(page, "5_student_figure")
 
         # a progress bar is a widget (tqdm.auto with ipywidgets, the lab extra), not lines of text
         page.keyboard.press("Escape")
@@ -302,8 +336,9 @@ def test_student_runs_lab_1_and_an_edit_takes_effect(browser, tmp_path):
         widget.wait_for()  # ipywidgets' HBox: label, progress bar, counts
         assert "100%" in widget.inner_text() and "3/3" in widget.inner_text(), widget.inner_text()
         assert widget.locator(".progress-bar").evaluate("bar => bar.style.width") == "100%"
-        assert errors.count() == 0, errors.first.inner_text()
         _shot(page, "6_student_progress_bar")
+        # the students' configuration (binder/student) asks no news question, at any point of the session
+        assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").first.inner_text()
         page.close()
 
 
@@ -316,17 +351,17 @@ def test_instructor_opens_formgrader_on_a_built_course(browser, tmp_path):
         timeout=600,
     )
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-    with jupyter_lab(course, tmp_path / "home", student=False) as url:
+    with jupyter_lab(course, tmp_path / "home") as url:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(TIMEOUT)
         page.goto(f"{url}/formgrader")
         page.get_by_role("link", name="lab1", exact=True).wait_for()  # the table is filled by the gradebook
         body = page.inner_text("body")
         assert "Manage Assignments" in body and "Manual Grading" in body
-        _shot(page, "6_instructor_formgrader")
+        _shot(page, "7_instructor_formgrader")
         page.goto(f"{url}/lab")
         page.wait_for_selector(".lm-MenuBar-itemLabel", state="visible")
         menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
         assert any("nbgrader" in m.lower() for m in menus), f"the instructor's JupyterLab has no Nbgrader menu: {menus}"
-        _shot(page, "7_instructor_lab")
+        _shot(page, "8_instructor_lab")
         page.close()
