@@ -6,7 +6,7 @@ labkit-course run [--labs 1,3] [--quick] [--out build/run]
 labkit-course course build DIR [--labs 1,3] [--no-generate] [--cell-timeout S]
                                  write an nbgrader course (source/, nbgrader_config.py, release/, gradebook.db)
 labkit-course grade COURSE LAB [--workers N] [--students a,b] [--sandbox require|fallback]
-             [--cell-timeout S] [--timeout S] [--memory-mb M] [--no-feedback] [--csv FILE]
+             [--cell-timeout S] [--timeout S] [--budget S] [--memory-mb M] [--no-feedback] [--csv FILE]
                                  autograde every submission of a lab: sandboxed, judged, summarized
 labkit-course gradescope build LAB [--out autograder.zip]
                                  Gradescope's autograder.zip for a lab (the same judge)
@@ -122,6 +122,7 @@ def cmd_grade(args) -> int:
             limits=limits,
             feedback=not args.no_feedback,
             sandbox_mode=args.sandbox,
+            budget=args.budget,
         )
     except SandboxUnavailable as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -155,7 +156,8 @@ def cmd_gradescope(args) -> int:
         print(f"Gradescope autograder for lab {args.lab} written to {out}: upload it as the assignment's autograder")
         return 0
     results = gradescope.run_autograder(Path(args.root), sandbox_mode=args.sandbox)
-    print(f"score {results['score']:g} -> {Path(args.root) / 'results' / 'results.json'}")
+    graded = f"score {results['score']:g}" if "score" in results else "NOT GRADED (the autograder failed)"
+    print(f"{graded} -> {Path(args.root) / 'results' / 'results.json'}")
     return 0
 
 
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     from labkit_course.build import DEFAULT_CELL_TIMEOUT
+    from labkit_course.grading import BUDGET
     from labkit_course.sandbox import MODES, Limits
 
     p = sub.add_parser("course", help="build an nbgrader course from the repo")
@@ -198,7 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--students", help="comma-separated student ids (default: all in submitted/)")
     p.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout, help="seconds per cell")
-    p.add_argument("--timeout", type=int, default=Limits.wall_timeout, help="seconds per submission")
+    p.add_argument("--timeout", type=int, default=Limits.wall_timeout, help="seconds per sandboxed process")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=BUDGET,
+        help=f"seconds per submission, judge and notebook together (default {BUDGET})",
+    )
     p.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory limit per submission")
     p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     p.add_argument("--csv", help="also write the summary table to this CSV file")

@@ -12,18 +12,21 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from labkit_course import build, gradescope, grading, sandbox
+from labkit_course import build, crash_tolerant_execute, gradescope, grading, sandbox
 from labkit_course.sync import stub_source, student_notebook
 from tests.grading_samples.toy_lab import (
     CTYPES_WIPE_HEAD,
     EXPECTED,
+    LEFTOVER_MARKER,
     MARKER,
+    POINTS,
     SOLUTION,
     TOY,
     make_repo,
@@ -111,17 +114,53 @@ def test_autograde_gives_the_exact_grades(graded):
     assert table["answer"].isna().all()  # written answers are left for a human grader
 
 
-def test_gradebook_survives_and_holds_the_same_grades(course, graded):
+def _gradebook_scores(course: Path) -> dict:
+    """student -> {cell: (auto score, max score)}, as nbgrader's Gradebook API reads them."""
+    from nbgrader.api import Gradebook
+
+    build.ensure_bin_on_path()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "labkit") as gb:
+        return {
+            s.student.id: {g.name: (g.auto_score, g.max_score) for g in s.notebooks[0].grades}
+            for s in gb.assignment_submissions("lab0")
+        }
+
+
+def test_gradebook_survives_holds_the_same_grades_as_the_csv_and_points_from_source(course, graded):
+    import pandas as pd
     from nbgrader.api import Gradebook
 
     with sqlite3.connect(course / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    book = _gradebook_scores(course)
+    csv = pd.read_csv(course / "reports" / "lab0.csv", index_col="student")
+    for student, (scale, total, status) in EXPECTED.items():
+        scored = {cell: score for cell, (score, _) in book[student].items() if score is not None}
+        assert scored == {"test_scale": scale, "test_total": total}, student
+        assert {cell: top for cell, (_, top) in book[student].items()} == POINTS, student  # never 100 per cell
+        row = csv.loc[student]
+        got = (row["status"], row["test_scale"], row["test_total"], row["auto_total"])
+        assert got == (status, scale, total, scale + total), student
+        assert pd.isna(row["answer"]) and book[student]["answer"][0] is None
     build.ensure_bin_on_path()
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "labkit") as gb:
-        for student, (scale, total, _) in EXPECTED.items():
-            scores = {g.name: g.auto_score for g in gb.find_submission_notebook("00_toy", "lab0", student).grades}
-            assert scores["test_scale"] == scale and scores["test_total"] == total, student
+        for student in EXPECTED:
             assert gb.find_grade("answer", "00_toy", "lab0", student).needs_manual_grade
+
+
+def test_nbgrader_export_agrees_with_the_summary_csv(course, graded):
+    """What nbgrader exports (raw_score: the gradebook's scores) is what reports/lab0.csv says, for
+    every sample, hostile ones included."""
+    import pandas as pd
+
+    build.nbgrader(course, "export", "--to", str(course / "grades.csv"))
+    grades = pd.read_csv(course / "grades.csv")
+    exported = grades[grades.assignment == "lab0"].set_index("student_id")
+    csv = pd.read_csv(course / "reports" / "lab0.csv", index_col="student")
+    assert set(csv.index) == set(EXPECTED) <= set(exported.index)
+    for student, row in csv.iterrows():
+        assert float(exported.loc[student, "raw_score"]) == row["auto_total"], student
+        assert float(exported.loc[student, "max_score"]) == sum(POINTS.values()), student
 
 
 def test_the_gradebook_is_backed_up_before_a_batch(course, graded):
@@ -188,6 +227,73 @@ def test_attacks_leave_no_trace(course, graded):
         if p.info["uids"] and p.info["uids"].real in sandbox.given_uids
     ]
     assert not leftovers, f"processes of graded code survived: {leftovers[:5]}"
+    commands = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    assert not [c for c in commands if LEFTOVER_MARKER in c], "a process a notebook started outlived its kernel"
+    tmp = Path(tempfile.gettempdir())  # jupyter's connection files go there by default: it stays ours
+    assert tmp.stat().st_uid not in sandbox.given_uids and tmp.stat().st_mode & 0o1777 == 0o1777
+    assert not [p for p in tmp.iterdir() if p.lstat().st_uid in sandbox.given_uids]
+
+
+def test_the_kernel_launcher_refuses_sockets_outside_its_own_folder(tmp_path, monkeypatch):
+    """The kernel's writable folder is the grader's private one, never the connection file's (the temp folder)."""
+    settings, connection = tmp_path / "box.json", tmp_path / "kernel.json"
+    settings.write_text(json.dumps({"runtime": str(tmp_path / "rt"), "limits": {}}))
+    monkeypatch.setenv(crash_tolerant_execute.BOX_SETTINGS, str(settings))
+    for info in ({"transport": "tcp", "ip": "127.0.0.1"}, {"transport": "ipc", "ip": str(tmp_path / "k")}):
+        connection.write_text(json.dumps(info))
+        with pytest.raises(SystemExit, match="ipc sockets in"):
+            crash_tolerant_execute.launch(str(connection))
+    assert not (tmp_path / "rt").exists()
+
+
+def test_the_kernel_cannot_reach_the_grader_nor_its_files(course, graded):
+    """The notebook attacks (tests/grading_samples/toy_lab.NOTEBOOK_ATTACKS), beyond their grades."""
+    table, _ = graded
+    notes = table["notes"].to_dict()
+    for student in ("fake_check_big_file", "leftover_rewriter", "proc_mem", "audit_wipe", "disk_filler"):
+        executed = nbformat.read(course / "autograded" / student / "lab0" / "00_toy.ipynb", as_version=4)
+        points = {
+            c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader.get("points")
+            for c in executed.cells
+            if c.metadata.get("nbgrader", {}).get("grade")
+        }
+        assert points == POINTS, student  # nbgrader's executed notebook, as nbgrader wrote it
+        kept = [p.name for p in (course / "autograded" / student).rglob("*") if p.name.startswith(("big", "fill"))]
+        assert not kept, student  # what the kernel wrote stays in its box
+    assert "the kernel's audit log is missing or was altered" in notes["audit_wipe"]
+    assert "outside its /tmp" in notes["disk_filler"]
+    assert "started processes" not in notes["disk_filler"]  # platform's own `file`: the runtime's, not the student's
+    rewriter = notes["leftover_rewriter"]
+    assert "the notebook 00_toy.ipynb needs review" in rewriter and "subprocess" in rewriter
+
+
+def test_a_notebook_nbgrader_refuses_is_failed_and_its_answers_reach_the_grader(course, graded):
+    table, _ = graded
+    assert "nbgrader could not execute the notebook" in table.loc["empty_grade_id", "notes"]
+    shown = nbformat.read(course / "autograded" / "empty_grade_id" / "lab0" / "00_toy.ipynb", as_version=4)
+    answer = next(c for c in shown.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "answer")
+    assert answer.source == "Because an empty sum is 0."
+    assert all(c.metadata.get("nbgrader", {}).get("grade_id") != "" for c in shown.cells)
+    for student in ("perfect", "empty_grade_id"):  # its notebook blocks no one's feedback, nor its own
+        assert (course / "feedback" / student / "lab0" / "00_toy.html").exists(), student
+
+
+def test_notebook_cells_are_audited_but_not_the_course_own():
+    released = solved_notebook()
+    nb = solved_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("%matplotlib inline\nimport ctypes\n!ls"))
+    nb.cells.append(nbformat.v4.new_code_cell("def f(:\n    pass"))  # not Python: nothing to run
+    reasons = grading.audit_notebook(nb, released, "toy")
+    assert len(reasons) == 1 and reasons[0].startswith(f"cell {len(nb.cells) - 1}, ") and "ctypes" in reasons[0]
+    assert grading.audit_notebook(released, released, "toy") == []  # the setup cell imports labkit.check
+
+
+def test_the_scrubbed_gradebook_keeps_no_trace_of_other_students(course, graded, tmp_path):
+    grading._scrubbed_gradebook(course, tmp_path / "gradebook.db", "perfect")
+    data = (tmp_path / "gradebook.db").read_bytes()
+    assert b"perfect" in data
+    for other in ("frame_walker", "ctypes_peer", "leftover_rewriter"):
+        assert other.encode() not in data, other
 
 
 def test_submissions_are_never_modified(course, graded):
@@ -220,28 +326,49 @@ def test_sequential_regrade_matches_parallel(course, graded):
     assert again[cols].sort_index().equals(table.loc[subset, cols].sort_index())
 
 
-def test_a_failure_while_recording_costs_only_that_student(course, graded, monkeypatch):
-    real = grading.record
+def test_a_failure_while_recording_costs_only_that_student_and_keeps_its_notes(course, graded, monkeypatch):
+    real = grading._write
 
-    def flaky(course_, outcome, box):
-        if outcome.student == "partial":
+    def flaky(course_, aid, lab, outcome, staged):
+        failing = ("edit_test_cell", "ctypes_wipe")
+        if outcome.student in failing and staged is not None:  # the full write fails, the retry works
             raise RuntimeError("disk full")
-        return real(course_, outcome, box)
+        return real(course_, aid, lab, outcome, staged)
 
-    monkeypatch.setattr(grading, "record", flaky)
-    table = grading.grade(course, 0, students=["partial", "perfect"], limits=LIMITS, progress=False, feedback=False)
-    assert table.loc["partial", "status"] == "failed" and "disk full" in table.loc["partial", "notes"]
-    assert table.loc["perfect", "auto_total"] == 5
+    monkeypatch.setattr(grading, "_write", flaky)
+    students = ["edit_test_cell", "ctypes_wipe", "perfect"]
+    table = grading.grade(course, 0, students=students, limits=LIMITS, progress=False, feedback=False)
+    notes = table.loc["edit_test_cell", "notes"]
+    assert table.loc["edit_test_cell", "status"] == "failed" and "disk full" in notes
+    assert "test cell 'test_scale' was edited" in notes  # found before the failure, kept
+    # the judge passes ctypes_wipe's module, but it was flagged: failing later does not lift the hold
+    assert table.loc["ctypes_wipe", "status"] == "failed" and table.loc["ctypes_wipe", "auto_total"] == 0
+    assert "needs review" in table.loc["ctypes_wipe", "notes"]
+    assert table.loc["perfect", "auto_total"] == 5 and table.loc["perfect", "status"] == "graded"
+    book = _gradebook_scores(course)
+    for student in students:
+        summary = {c: None if v != v else v for c, v in table.loc[student, list(POINTS)].items()}  # NaN: by hand
+        assert {c: s for c, (s, _) in book[student].items()} == summary, student
 
 
-def test_nbgrader_export_writes_a_csv(course, graded):
-    import pandas as pd
+def test_recording_is_all_or_nothing(course, graded, monkeypatch):
+    """A gradebook write that fails half-way leaves the gradebook as it was, and the summary says so."""
+    from nbgrader.api import Gradebook
 
-    build.nbgrader(course, "export", "--to", str(course / "grades.csv"))
-    grades = pd.read_csv(course / "grades.csv")
-    perfect = grades[(grades.student_id == "perfect") & (grades.assignment == "lab0")]
-    assert float(perfect["raw_score"].iloc[0]) == 5.0
-    assert set(EXPECTED) <= set(grades.student_id)
+    before = _gradebook_scores(course)["partial"]
+    real = Gradebook.find_grade
+
+    def half_way(self, grade_cell, *args, **kwargs):
+        if grade_cell == "test_total":
+            raise RuntimeError("the disk went away")
+        return real(self, grade_cell, *args, **kwargs)
+
+    monkeypatch.setattr(Gradebook, "find_grade", half_way)
+    outcome = grading.Outcome("partial", "lab0", verdicts={})  # judged nothing passed: 0 on test_scale, if written
+    grading.record(course, outcome, None)
+    assert outcome.status == "failed" and "the disk went away" in " ".join(outcome.notes)
+    assert _gradebook_scores(course)["partial"] == before
+    assert outcome.scores == {c: s for c, (s, _) in before.items()}
 
 
 def test_gradescope_zip_grades_on_a_fake_autograder_tree(course, repo, tmp_path):
@@ -294,6 +421,7 @@ def test_cli_has_course_grade_and_gradescope_commands():
     assert args.func.__name__ == "cmd_course" and args.labs == "1,3"
     args = parser.parse_args(["grade", "/tmp/c", "1", "--workers", "2", "--csv", "s.csv"])
     assert args.func.__name__ == "cmd_grade" and args.workers == 2 and args.sandbox == "require"
+    assert args.budget == grading.BUDGET and parser.parse_args(["grade", "/c", "1", "--budget", "90"]).budget == 90
     assert parser.parse_args(["gradescope", "build", "1", "--out", "a.zip"]).action == "build"
     assert parser.parse_args(["gradescope", "run", "--root", "/tmp/a"]).root == "/tmp/a"
     assert parser.parse_args(["sync", "--check"]).check

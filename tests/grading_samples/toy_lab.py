@@ -173,7 +173,8 @@ HUGE = _solution_body().replace(
 CRASH = _solution_body().replace("    s = 0\n", "    import os\n    os._exit(1)  # the kernel dies\n    s = 0\n")
 SNOOP = _solution_body().replace(
     "    return [k * x for x in xs]\n",
-    '    import glob\n    for path in glob.glob("../../../*.db"):\n        open(path, "rb").read()\n'
+    '    import glob\n    for path in glob.glob("../../../*.db") + ["../../../gradebook.db"]:\n        try:\n'
+    '            open(path, "rb").read()\n        except OSError:\n            pass\n'
     "    return [k * x for x in xs]\n",
 )
 
@@ -329,7 +330,7 @@ EXPECTED = {
     "kernel_crash": (2.0, 0.0, "graded"),
     "ctypes_peer": (0.0, 0.0, "flagged"),
     "ctypes_wipe": (0.0, 0.0, "flagged"),
-    "monkeypatch": (0.0, 0.0, "graded"),
+    "monkeypatch": (0.0, 0.0, "flagged"),  # it replaces numpy.testing.assert_allclose
     "frame_walker": (0.0, 0.0, "flagged"),
     "pickle_payload": (0.0, 0.0, "graded"),
     "forged_results": (0.0, 0.0, "flagged"),  # it names the gradebook
@@ -337,9 +338,100 @@ EXPECTED = {
     "detached": (0.0, 0.0, "flagged"),
     "network": (0.0, 0.0, "flagged"),
     "sys_exit": (0.0, 0.0, "graded"),
+    # attacks from a notebook cell on the notebook run (NOTEBOOK_ATTACKS): the kernel runs in a box of its own
+    "fake_check_big_file": (0.0, 0.0, "graded"),
+    "leftover_rewriter": (0.0, 0.0, "flagged"),  # the notebook's audit sees `subprocess`
+    "audit_wipe": (2.0, 3.0, "graded"),
+    "proc_mem": (2.0, 0.0, "graded"),
+    "disk_filler": (2.0, 3.0, "graded"),
+    "empty_grade_id": (2.0, 3.0, "failed"),  # nbgrader refuses the notebook; the judge still scores the module
 }
 #: where the pickle payload would leave its mark if anything unpickled it
 MARKER = "labkit-pickle-payload-ran"
+#: in the command line of the process the leftover_rewriter sample leaves behind
+LEFTOVER_MARKER = "labkit-leftover-rewriter"
+
+# A cell each, added after the notebook's setup cell, with the module they come with (None: the stub).
+# They avoid what the static audit reads (no "/proc/", no ctypes...): the sandbox must stop them.
+NOTEBOOK_ATTACKS = {
+    # every public check passes, and a file over 64 MB sits next to the notebook
+    "fake_check_big_file": (
+        None,
+        "type(check.toy.scale).__call__ = lambda self, fn=None, verbose=True: True\n"
+        "with open('big.bin', 'wb') as f:\n"
+        "    f.write(b'\\0' * (65 * 2**20))\n",
+    ),
+    # a process that outlives the kernel and gives every notebook it can reach 100 points per cell
+    "leftover_rewriter": (
+        None,
+        "import subprocess, sys\n"
+        "REWRITE = '''\n"
+        "import json, os, time\n"
+        "end = time.time() + 600\n"
+        "while time.time() < end:\n"
+        "    for top in ('/tmp', os.path.expanduser('~'), '/'):\n"
+        "        for root, dirs, files in os.walk(top):\n"
+        "            dirs[:] = [d for d in dirs if d not in ('proc', 'sys', 'dev', 'usr')]\n"
+        "            for name in files:\n"
+        "                if name.endswith('.ipynb'):\n"
+        "                    try:\n"
+        "                        path = os.path.join(root, name)\n"
+        "                        nb = json.load(open(path))\n"
+        "                        for cell in nb['cells']:\n"
+        "                            cell.get('metadata', {}).get('nbgrader', {})['points'] = 100\n"
+        "                        json.dump(nb, open(path, 'w'))\n"
+        "                    except Exception:\n"
+        "                        pass\n"
+        "    time.sleep(0.2)\n"
+        "'''\n"
+        f"subprocess.Popen([sys.executable, '-c', REWRITE, '{LEFTOVER_MARKER}'], start_new_session=True)\n",
+    ),
+    # empty the kernel's audit log, then look for the gradebook
+    "audit_wipe": (
+        _solution_body(),
+        "import glob, os\n"
+        "open(os.environ.get('LABKIT_AUDIT_LOG', 'audit.log'), 'w').close()\n"
+        "for path in glob.glob('/'.join(['..'] * 3) + '/*.db') + glob.glob('/tmp/*/course/*.db'):\n"
+        "    print(len(open(path, 'rb').read()))\n",
+    ),
+    # breakpoints over nbgrader's code (it would die of SIGTRAP), if the kernel can see its process
+    "proc_mem": (
+        PARTIAL,
+        "import os\n"
+        "P = os.sep + 'proc'\n"
+        "for pid in [p for p in os.listdir(P) if p.isdigit() and int(p) != os.getpid()]:\n"
+        "    try:\n"
+        "        if b'nbgrader' not in open(os.path.join(P, pid, 'cmdline'), 'rb').read():\n"
+        "            continue\n"
+        "        for line in open(os.path.join(P, pid, 'maps')):\n"
+        "            start, perms = line.split()[0].split('-')[0], line.split()[1]\n"
+        "            if perms.startswith('r-x'):\n"
+        "                with open(os.path.join(P, pid, 'mem'), 'r+b') as mem:\n"
+        "                    mem.seek(int(start, 16))\n"
+        "                    mem.write(b'\\xcc' * 4096)\n"
+        "    except (OSError, ValueError):\n"
+        "        pass\n",
+    ),
+    # fill every disk the kernel can write: its /tmp, then its socket folder (on the host's disk); the
+    # platform module starts a process of its own (`file`), which is not the student's
+    "disk_filler": (
+        _solution_body(),
+        "import os, platform, sys\n"
+        "platform.architecture()\n"
+        "folders = ['.', '/tmp']\n"
+        "if '-f' in sys.argv:\n"
+        "    folders.append(os.path.dirname(sys.argv[sys.argv.index('-f') + 1]))\n"
+        "for folder in folders:\n"
+        "    for i in range(2000):\n"
+        "        try:\n"
+        "            with open(os.path.join(folder, 'fill%d' % i), 'wb') as f:\n"
+        "                f.write(b'x' * 2**20 * 64)\n"
+        "        except OSError:\n"
+        "            break\n",
+    ),
+    # a cell nbgrader cannot process: an empty grade id
+    "empty_grade_id": (_solution_body(), None),
+}
 
 
 def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = None) -> list[str]:
@@ -383,9 +475,18 @@ def make_submissions(course: Path, aid: str = "lab0", only: list[str] | None = N
             "edit_helper": HARDCODED,
             "kernel_crash": CRASH,
             **hostile,
+            **{n: attack[0] for n, attack in NOTEBOOK_ATTACKS.items()},
         }.get(name)
         if source is not None:
             module.write_text(source)
+        if name in NOTEBOOK_ATTACKS:
+            ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+            at = ids.index("setup") + 1
+            if NOTEBOOK_ATTACKS[name][1] is not None:
+                nb.cells.insert(at, new_code_cell(NOTEBOOK_ATTACKS[name][1]))
+            else:  # nbgrader's metadata with an empty grade id
+                cell = new_markdown_cell("A note of mine.", metadata=_meta(solution=True, grade_id=""))
+                nb.cells.insert(at, cell)
         if name == "edit_test_cell":
             for cell in nb.cells:
                 if cell.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_"):
