@@ -37,7 +37,8 @@ def test_a_failing_check_raises_a_one_line_assertion(capsys):
     report = saliency.input_gradients(lambda model, images, targets: images * 0)
     out = capsys.readouterr().out
     assert report.implemented and not report.passed and "FAIL" in out
-    with pytest.raises(AssertionError, match=r"input_gradients\(\) failed \d+ of its \d+ checks: fix labkit/saliency.py"):
+    failed = r"input_gradients\(\) failed \d+ of its \d+ checks: fix labkit/saliency.py"
+    with pytest.raises(AssertionError, match=failed):
         assert report
     assert saliency.input_gradients(load_reference("saliency").input_gradients, verbose=False)
 
