@@ -11,7 +11,9 @@ Steps of :func:`build_course`:
    (the labs, and which exercises each autograded test cell stands for), and the judge's material:
    ``judge/reference/<module>.py`` and ``judge/hidden/<module>.py``.
 3. ``nbgrader_config.py``: the student's exercise module is not overwritten by autograding; every
-   other file is restored from ``source/``.
+   other file is restored from ``source/``; plain ``nbgrader autograde`` is refused (it would run
+   student code unsandboxed) and feedback pages are sanitized. ``.jupyter/``: the instructor's
+   Jupyter server config (:mod:`labkit_course.formgrader`).
 4. ``nbgrader generate_assignment`` for each lab: ``gradebook.db`` and ``release/labN/``.
 
 Rebuilding keeps the gradebook, the submissions and the secret.
@@ -66,6 +68,17 @@ c.Autograde.autograde_preprocessors = [
 ]
 """
 EXECUTE = "labkit_course.crash_tolerant_execute.CrashTolerantExecute"
+# The course's own config only (not the throw-away course labkit-course grade runs nbgrader in).
+COURSE_ONLY_CONFIG = """
+# Plain `nbgrader autograde` (the command, or Formgrader's Autograde button) would run student code
+# outside the sandbox, as you: refused before any cell runs. Grade with `labkit-course grade`.
+c.Autograde.sanitize_preprocessors = ["labkit_course.formgrader.RefuseAutograde"]
+# Feedback pages are sanitized right after nbgrader writes them, whoever runs generate_feedback.
+c.GenerateFeedback.post_convert_hook = "labkit_course.sanitize.feedback_hook"
+"""
+# The instructor's Jupyter server on the course (JUPYTER_CONFIG_PATH=COURSE/.jupyter): Formgrader under a
+# Content-Security-Policy, its Autograde button disabled (labkit_course.formgrader).
+SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {"labkit_course.formgrader": True}}}
 
 
 def assignment_id(lab: Lab) -> str:
@@ -159,7 +172,9 @@ def build_course(
         info["labs"][aid] = {**asdict(lab), "cells": test_cell_exercises(solved, exercises)}
 
     exclude = {aid: [f"labkit/{lab['module']}.py"] for aid, lab in sorted(info["labs"].items())}
-    (dest / "nbgrader_config.py").write_text(nbgrader_config(course_id, exclude, cell_timeout))
+    (dest / "nbgrader_config.py").write_text(nbgrader_config(course_id, exclude, cell_timeout) + COURSE_ONLY_CONFIG)
+    (dest / ".jupyter").mkdir(exist_ok=True)
+    (dest / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG, indent=1))
     info["course_id"], info["cell_timeout"] = course_id, int(cell_timeout)
     info_path.write_text(json.dumps(info, indent=1))
     if generate:
