@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import shutil
+import sys
+import threading
 from pathlib import Path
 
 from labkit.labs import LABS, Lab
@@ -26,22 +28,32 @@ def available_labs() -> list[Lab]:
     ]
 
 
+_LOAD_LOCK = threading.Lock()
+
+
+def load_module(path: Path, name: str):
+    """The module in the file ``path``, executed once, under the name ``name`` in ``sys.modules``.
+
+    Thread-safe: one thread executes it, under a lock, and it enters ``sys.modules`` only once fully
+    executed (another thread never gets it half-loaded); a module whose execution fails is not kept."""
+    import importlib.util
+
+    with _LOAD_LOCK:
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[name] = module
+        return sys.modules[name]
+
+
 def load_reference(module: str, solutions: Path | None = None):
     """The reference exercise module ``solutions/labkit/<module>.py``, whatever the student file holds.
 
-    Loaded once under the name ``labkit_reference_<module>``; ``solutions`` is the folder that holds it
-    (default ``solutions/labkit/``).
+    Loaded once under the name ``labkit_reference_<module>`` (:func:`load_module`); ``solutions`` is
+    the folder that holds it (default ``solutions/labkit/``).
     """
-    import importlib.util
-    import sys
-
-    name = f"labkit_reference_{module}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, (solutions or SOLUTIONS / "labkit") / f"{module}.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    return load_module((solutions or SOLUTIONS / "labkit") / f"{module}.py", f"labkit_reference_{module}")
 
 
 def solved_tree(dest: Path) -> Path:

@@ -37,7 +37,7 @@ def _roundtrip(value, tmp_path):
     store = worker.Store()
     encoded = json.loads(json.dumps(worker.encode(value, store)))
     store.save(str(tmp_path / "a.npz"))
-    return worker.decode(encoded, worker.load_arrays(str(tmp_path / "a.npz")), torch_tensors=False)
+    return worker.decode_result(encoded, worker.load_arrays(str(tmp_path / "a.npz")))
 
 
 def test_codec_carries_numbers_tables_and_models_as_data(tmp_path):
@@ -99,6 +99,124 @@ def test_toys_come_only_from_the_public_checks():
             worker.build_toy(factory, {})
 
 
+def test_a_result_never_picks_code_for_the_judge_to_run():
+    """Toys and attributes are the judge's request vocabulary; in a result they are opaque data."""
+    huge = {"$": "dict", "items": [["num_classes", 10**8]]}
+    for forged in (
+        {"$": "toy", "factory": "labkit.check.toys:OneConvReluNet", "kwargs": huge},
+        {"$": "attr", "arg": 0, "path": "__class__.__init__"},
+        {"$": "list", "items": [{"$": "toy", "factory": "labkit.check.toys:tiny_cnn", "kwargs": {}}]},
+    ):
+        decoded = worker.decode_result(forged, {}, worker.Budget(2**20))
+        opaque = decoded[0] if isinstance(decoded, list) else decoded
+        assert opaque["$"] == "opaque"
+        with pytest.raises(Mismatch, match="type"):
+            compare(decoded, np.zeros(2))
+
+
+def test_decoding_is_bounded_by_bytes_per_reference(tmp_path):
+    """A small JSON that names one array many times is as big as all the copies it stands for."""
+    store = worker.Store()
+    value = worker.encode(np.zeros((256, 256)), store)  # 512 KB
+    store.save(str(tmp_path / "a.npz"))
+    arrays = worker.load_arrays(str(tmp_path / "a.npz"), worker.Budget(2**20))
+    bomb = {"$": "list", "items": [value] * 1000}
+    with pytest.raises(worker.TooLarge):
+        worker.decode_result(bomb, arrays, worker.Budget(64 * 2**20))
+    assert len(worker.decode_result(bomb, arrays, worker.Budget(2**30))) == 1000
+    with pytest.raises(worker.TooLarge):  # the arrays' own headers are read and charged before loading
+        worker.load_arrays(str(tmp_path / "a.npz"), worker.Budget(2**18))
+
+
+def test_array_headers_that_lie_about_their_size_are_refused(tmp_path):
+    """An .npy header declaring a huge shape over a few bytes is charged its declared size."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    header["shape"] = (2**40,)
+    with zipfile.ZipFile(tmp_path / "a.npz", "w") as z:
+        with z.open("a0.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(b"\0" * 8)
+    with pytest.raises(worker.TooLarge):
+        worker.load_arrays(str(tmp_path / "a.npz"), worker.Budget(2**30))
+
+
+def test_result_files_that_are_not_regular_files_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "0_0.json")  # opening a FIFO for reading would wait for a writer forever
+    with pytest.raises(ValueError, match="regular"):
+        worker.load_json(str(tmp_path / "0_0.json"))
+    (tmp_path / "big.json").write_text("[" + "0," * 2**20 + "0]")
+    with pytest.raises(worker.TooLarge):
+        worker.load_json(str(tmp_path / "big.json"), worker.Budget(2**20))
+
+
+def test_results_over_the_limits_fail_their_case_and_spend_nothing(tmp_path):
+    """What the judge reads of one call: the JSON (capped), then its arrays (capped per reference),
+    all counted against the submission's total; a refused result costs the total nothing."""
+    from labkit_course.judge import MAX_RESULT_JSON, _Failed, _read_result
+
+    total = worker.Budget(2**30)
+    (tmp_path / "0_0.json").write_text('{"value": [' + "0," * MAX_RESULT_JSON + "0]}")
+    refs = {"$": "list", "items": [{"$": "tensor", "key": "a0"}] * 100}
+    (tmp_path / "0_1.json").write_text(json.dumps({"value": refs}))
+    np.savez(tmp_path / "0_1.npz", a0=np.zeros((1024, 1024)))  # 8 MB, named 100 times
+    (tmp_path / "0_2.json").write_text(json.dumps({"value": {"$": "tensor", "key": "a0"}}))
+    np.savez(tmp_path / "0_2.npz", a0=np.ones(3))
+    for k in (0, 1):
+        failed = _read_result(tmp_path, "", 0, k, total)
+        assert isinstance(failed, _Failed) and "larger than the judge reads" in failed.mismatch.detail
+    assert total.used == 0
+    assert _read_result(tmp_path, "", 0, 2, total).tolist() == [1, 1, 1] and total.used > 0
+
+
+def test_whatever_a_result_makes_judging_raise_is_that_exercise_s_failure():
+    from labkit_course.judge import _judge_exercise
+
+    def check(results, expected, calls):
+        return 1 / results[0]  # a result of 0 makes this check raise ZeroDivisionError
+
+    cases = [Case([Call.of(1)], check=check, reference=False), Case([Call.of(2)], check=check, reference=False)]
+    request = [{"exercise": "f", "calls": [{"function": "f", "args": [1], "kwargs": {}}]}] * 2
+    notes: list[str] = []
+    verdict = _judge_exercise("f", cases, request, {}, None, lambda c, k: [0, 1][c], notes)
+    assert not verdict.passed and verdict.cases_passed == 1 and verdict.failure == "type"
+    assert "not of the form the docstring describes" in verdict.message
+    assert notes and "ZeroDivisionError" in notes[0]  # the instructor sees what happened
+
+
+def test_modules_are_never_seen_half_loaded(tmp_path):
+    """Hidden tests and references loaded by many threads at once: each gets the module fully executed."""
+    import threading
+
+    from labkit_course.judge import hidden_tests, reference
+
+    (tmp_path / "slow.py").write_text("import time\n\ntime.sleep(0.3)\nEXERCISES = ('a',)\n")
+    barrier = threading.Barrier(8)
+    seen, errors = [], []
+
+    def load(loader):
+        barrier.wait()
+        try:
+            seen.append(loader("slow", tmp_path).EXERCISES)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=([hidden_tests, reference][i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and seen == [("a",)] * 8
+
+
+def test_a_module_that_fails_to_load_is_not_kept(tmp_path):
+    from labkit_course.repo import load_module
+
+    (tmp_path / "broken.py").write_text("raise RuntimeError('half')\n")
+    for _ in range(2):  # the second load runs it again: it is not left half-loaded in sys.modules
+        with pytest.raises(RuntimeError, match="half"):
+            load_module(tmp_path / "broken.py", "labkit_test_broken_module")
+
+
 # ----------------------------------------------------------------------------------------------
 # Comparison: what a student reads first
 # ----------------------------------------------------------------------------------------------
@@ -129,6 +247,38 @@ def test_compare_accepts_what_matches():
         {"$": "raised", "types": ["NotFooled", "RuntimeError", "Exception"], "message": ""},
         {"$": "raised", "types": ["NotFooled", "RuntimeError", "Exception"], "message": "x"},
     )
+    compare(np.array([np.nan, 0.5, np.inf]), np.array([np.nan, 0.5, np.inf]))  # the same special values
+    compare(np.array([1, 2]), np.array([1.0, 2.0]))  # numbers are numbers, int or float
+    compare(np.array([True, False]), np.array([True, False]))
+    compare(np.int64(3), 3)
+
+
+@pytest.mark.parametrize(
+    "actual, expected, kind",
+    [
+        (np.ones(3, dtype=bool), np.array([0.2, 0.7, 1.5]), "type"),  # all-True where floats are due
+        (np.ones(3), np.array([True, True, True]), "type"),  # and the reverse
+        (np.array([1 + 0j, 2]), np.array([1.0, 2.0]), "type"),  # complex: its real part is not the answer
+        (np.array(["1.0"]), np.array([1.0]), "type"),
+        (np.full(3, np.nan), np.array([0.2, 0.7, 1.5]), "value"),  # NaN is never "not different"
+        (np.array([np.nan, 0.5]), np.array([np.inf, 0.5]), "value"),
+        (np.array([0.5, 0.5]), np.array([np.nan, 0.5]), "value"),  # finite where the reference has NaN
+        (np.array([np.inf, 2.0]), np.array([1.0, 2.0]), "value"),
+        (10**400, 1.5, "value"),  # too large for a float: a failure, not an OverflowError
+        (10**400, 3, "value"),
+        ([10**400], np.array([1.0]), "type"),
+        ((10**400, 1), (0.5, 1), "value"),
+        (np.array([True]), 1.0, "type"),  # a one-element bool array is no number
+        (float("nan"), 0.5, "value"),
+        (np.zeros(2), None, "value"),  # an array where None is due (no ambiguous truth value)
+        ({"a": 1.0, "b": 2.0}, {"a": 1.0}, "value"),
+        ({"$": "module", "state": [1, 2]}, {"$": "module", "state": {"w": np.zeros(1)}}, "type"),
+    ],
+)
+def test_compare_lets_no_garbage_through_and_never_raises_on_it(actual, expected, kind):
+    with pytest.raises(Mismatch) as info:
+        compare(actual, expected)
+    assert info.value.kind == kind, info.value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,6 +302,23 @@ def test_compare_accepts_what_matches():
         ("x = __import__('ctypes')", "__import__"),
         ("import pickle", "pickle"),
         ("open('/course/gradebook.db')", "gradebook"),
+        ("import importlib\nm = importlib.import_module('c' + 'types')", "computed name"),
+        ("from importlib import import_module as im\nm = im(name)", "computed name"),
+        ("import importlib\nm = importlib.import_module('ctypes')", "ctypes"),
+        ("import numpy as np\nlib = np.ctypeslib.load_library('libc', '/lib')", "ctypeslib"),
+        ("from numpy import ctypeslib", "ctypeslib"),
+        ("import os\nos.spawnv(os.P_WAIT, '/bin/sh', ['sh'])", "os.spawnv"),
+        ("import os as o\no.posix_spawnp('sh', ['sh'], {})", "os.posix_spawnp"),
+        ("from os import execvp\nexecvp('sh', ['sh'])", "os.execvp"),
+        ("import os\nf = getattr(os, 'sys' + 'tem')", "computed name"),
+        ("import os\nf = getattr(os, 'system')", "os.system"),
+        ("import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)", "signal"),
+        ("import json\njson.dump = lambda *a, **k: None", "replaces json.dump"),
+        ("import json\nsetattr(json, 'dump', print)", "setattr(json, 'dump')"),
+        ("import sys\nw = sys.modules['__main__']", "sys.modules"),
+        ("import importlib.util as u\nspec = u.spec_from_file_location('m', 'x.py')", "importlib.util"),
+        ("b = globals()['__builtins__']", "__builtins__"),
+        ("import os\nos.kill(1, 9)", "os.kill"),
     ],
 )
 def test_audit_flags_what_could_hand_over_an_answer(source, reason):
@@ -317,3 +484,56 @@ def test_after_a_timeout_the_exercise_s_other_calls_are_not_run(tmp_path):
     assert results[0]["timeout"] and "not_run" not in results[0]
     assert all(r["timeout"] and r["not_run"] for r in results[1:3])
     assert [r["value"] for r in results[3:]] == [1, 2]
+
+
+# ----------------------------------------------------------------------------------------------
+# The trusted side's clock: per call, per exercise, per submission
+# ----------------------------------------------------------------------------------------------
+def _clocked(tmp_path, results: list[tuple[str, float]], calls, shares, budget: float = 60.0) -> str:
+    """Run a stand-in worker that writes ``ready``, then each ``(stem, delay)`` result file after its
+    delay and sleeps; return why the judge's clock killed it ("" if it ended on its own)."""
+    import subprocess
+    import sys
+    import time
+
+    from labkit_course.judge import _Clock
+
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir(parents=True)
+    outbox.mkdir()
+    script = (
+        "import sys, time, pathlib\nout = pathlib.Path(sys.argv[2])\n(out / 'ready').touch()\n"
+        f"for stem, delay in {results!r}:\n    time.sleep(delay)\n    (out / (stem + '.json')).touch()\n"
+        "time.sleep(float(sys.argv[3]))\n"
+    )
+    linger = "0" if len(results) == len(calls) else "60"
+    argv = [sys.executable, "-c", script, str(inbox), str(outbox), linger]
+    proc = subprocess.Popen(argv, start_new_session=True)  # as sandbox.run starts the worker
+    clock = _Clock(inbox, outbox, calls, shares, time.perf_counter() + budget)
+    clock.start()
+    try:
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        clock.stop()
+    return clock.killed
+
+
+def test_the_judge_kills_a_call_past_its_timeout_whatever_the_worker_does(tmp_path):
+    calls = [("0_0", 0.2, "a"), ("0_1", 0.2, "a")]
+    assert _clocked(tmp_path, [("0_0", 0.0)], calls, {"a": 60.0}) == "timeout"
+
+
+def test_an_exercise_past_its_share_is_stopped_and_the_others_keep_theirs(tmp_path):
+    """Calls each well inside their timeout, but together longer than their exercise's share."""
+    calls = [(f"0_{k}", 5.0, "a") for k in range(20)] + [("1_0", 5.0, "b")]
+    assert _clocked(tmp_path / "1", [(f"0_{k}", 0.2) for k in range(20)], calls, {"a": 1.0, "b": 60.0}) == "share"
+    # 1.2 s for a, then 1.2 s for b: 2.4 s in all, each within its 2 s share
+    calls = [(f"0_{k}", 5.0, "a") for k in range(4)] + [(f"1_{k}", 5.0, "b") for k in range(4)]
+    results = [(stem, 0.3) for stem, _, _ in calls]
+    assert _clocked(tmp_path / "2", results, calls, {"a": 2.0, "b": 2.0}) == ""
+
+
+def test_the_judge_stops_a_submission_at_its_budget(tmp_path):
+    calls = [(f"0_{k}", 5.0, "a") for k in range(20)]
+    assert _clocked(tmp_path, [(f"0_{k}", 0.2) for k in range(20)], calls, {"a": 60.0}, budget=1.0) == "budget"

@@ -15,12 +15,19 @@ Steps of :func:`judge` (one submission, one lab):
 5. **Compare** (:func:`compare`, or a case's own ``check``), and give each exercise a
    :class:`Verdict` whose message names the failed property (shape, range, value, timeout, crash)
    without showing the inputs' code or the reference.
+
+Nothing the submission does makes :func:`judge` raise or cost without bound: this process stops
+the worker when a call outlives its timeout and when the submission's time budget is spent (the
+worker's own timer is in the student's process), reads results as data only (no result names code
+to run) within byte limits per call and per submission, and turns whatever goes wrong while judging
+an exercise into that exercise's failure. Hidden tests and references are loaded once, under a lock.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import sys
@@ -31,11 +38,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from labkit_course import sandbox
 from labkit_course.judge import worker
+from labkit_course.judge.compare import Mismatch, _first_line, check_form, compare
 from labkit_course.judge.static import audit
+from labkit_course.repo import load_module
+
+__all__ = [
+    "Attr",
+    "Call",
+    "Case",
+    "Judgement",
+    "Mismatch",
+    "Toy",
+    "Verdict",
+    "as_expected",
+    "check_form",
+    "compare",
+    "hidden_tests",
+    "judge",
+    "reference",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,14 +103,6 @@ class Call:
         return cls(args, kwargs)
 
 
-class Mismatch(AssertionError):
-    """A failed hidden property: ``kind`` is what a student reads first ("shape", "value", ...)."""
-
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"{kind}: {detail}")
-        self.kind, self.detail = kind, detail
-
-
 @dataclass
 class Case:
     """Calls whose results are judged together.
@@ -96,7 +111,9 @@ class Case:
     By default each call's result must equal the reference's on the same inputs (:func:`compare`
     with ``atol`` and ``rtol``). ``check(results, expected, calls)`` replaces that: it gets the
     decoded student results, the reference results (None when ``reference=False``) and the decoded
-    calls, and raises :class:`Mismatch`.
+    calls, and raises :class:`Mismatch`. A check validates arrays with :func:`check_form` (type,
+    shape, dtype, NaN, range) before it reads their values; a case without a reference must test a
+    property that the unchanged input, zeros or NaN can't have (``tests/test_judge_garbage.py``).
     """
 
     calls: list[Call]
@@ -130,173 +147,23 @@ class Judgement:
     sandboxed: bool
 
 
-# ----------------------------------------------------------------------------------------------
-# Comparison
-# ----------------------------------------------------------------------------------------------
-def _raised_names(result) -> list[str] | None:
-    if isinstance(result, dict) and result.get("$") == "raised":
-        return result["types"]
-    return None
-
-
-def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: str = "the result") -> None:
-    """Raise :class:`Mismatch` unless the decoded student result ``actual`` matches ``expected``.
-
-    Arrays and tensors compare by shape then values (``|a - e| <= atol + rtol |e|``); numbers the
-    same way; sequences, dicts, tables and state_dicts element by element; an expected exception
-    must be raised with the same class (or a subclass of it)."""
-    import pandas as pd
-
-    expected_raise = _raised_names(expected)
-    actual_raise = _raised_names(actual)
-    if expected_raise is not None:
-        if actual_raise is None:
-            raise Mismatch("value", f"{what} should raise {expected_raise[0]}, but it returned a value")
-        if expected_raise[0] not in actual_raise:
-            raise Mismatch("crash", f"{what} should raise {expected_raise[0]}, but raised {actual_raise[0]}")
-        return
-    if actual_raise is not None:
-        raise Mismatch("crash", f"{what} raised {actual_raise[0]}: {_first_line(actual)}")
-    if isinstance(actual, dict) and actual.get("$") == "opaque":
-        raise Mismatch("type", f"{what} is a {actual['type']}, which is not what the docstring asks for")
-    if _is_array(expected):
-        if not _is_array(actual):
-            raise Mismatch("type", f"{what} should be an array or tensor; got {_kind(actual)}")
-        e, a = np.asarray(expected), np.asarray(actual)
-        if a.shape != e.shape:
-            raise Mismatch("shape", f"{what} has shape {tuple(a.shape)}; expected {tuple(e.shape)}")
-        if e.dtype.kind == "b" or a.dtype.kind == "b":
-            if not np.array_equal(a.astype(bool), e.astype(bool)):
-                raise Mismatch("value", f"{what} differs from the expected values")
-            return
-        a64, e64 = a.astype(np.float64), e.astype(np.float64)
-        if (
-            e64.size
-            and np.all(np.isfinite(e64))
-            and e64.min() >= 0
-            and e64.max() <= 1
-            and a64.size
-            and (np.nanmin(a64) < -atol or np.nanmax(a64) > 1 + atol)
-        ):
-            raise Mismatch(
-                "range", f"{what} has values outside [0, 1] (from {np.nanmin(a64):.3g} to {np.nanmax(a64):.3g})"
-            )
-        if not np.allclose(a64, e64, atol=atol, rtol=rtol, equal_nan=True):
-            diff = np.abs(a64 - e64)
-            worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
-            raise Mismatch("value", f"{what} differs from the expected values (largest difference {worst:.3g})")
-        return
-    if isinstance(expected, pd.DataFrame):
-        if not isinstance(actual, pd.DataFrame):
-            raise Mismatch("type", f"{what} should be a pandas DataFrame; got {_kind(actual)}")
-        if actual.shape != expected.shape:
-            raise Mismatch("shape", f"{what} is a table of shape {actual.shape}; expected {expected.shape}")
-        if list(map(str, actual.columns)) != list(map(str, expected.columns)):
-            raise Mismatch("value", f"{what} has columns {list(actual.columns)}; expected {list(expected.columns)}")
-        compare(list(actual.index), list(expected.index), atol=atol, rtol=rtol, what=f"the index of {what}")
-        if actual.index.name != expected.index.name:
-            raise Mismatch(
-                "value", f"the index of {what} is named {actual.index.name!r}; expected {expected.index.name!r}"
-            )
-        for i, column in enumerate(expected.columns):
-            compare(
-                _values(actual.iloc[:, i]),
-                _values(expected.iloc[:, i]),
-                atol=atol,
-                rtol=rtol,
-                what=f"column {column!r} of {what}",
-            )
-        return
-    if isinstance(expected, dict) and expected.get("$") == "module":
-        if not (isinstance(actual, dict) and actual.get("$") == "module"):
-            raise Mismatch("type", f"{what} should be a torch.nn.Module; got {_kind(actual)}")
-        if set(actual["state"]) != set(expected["state"]):
-            raise Mismatch("value", f"{what} has other parameters than expected")
-        for key, value in expected["state"].items():
-            compare(actual["state"][key], value, atol=atol, rtol=rtol, what=f"parameter {key!r} of {what}")
-        return
-    if isinstance(expected, (list, tuple)):
-        if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
-            raise Mismatch("type", f"{what} should be a sequence of {len(expected)}; got {_kind(actual)}")
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            compare(a, e, atol=atol, rtol=rtol, what=f"item {i} of {what}")
-        return
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict) or set(map(repr, actual)) != set(map(repr, expected)):
-            raise Mismatch("value", f"{what} should have the keys {sorted(map(repr, expected))}")
-        for k, e in expected.items():
-            compare(actual[k], e, atol=atol, rtol=rtol, what=f"{what}[{k!r}]")
-        return
-    if isinstance(expected, bool) or expected is None or isinstance(expected, str):
-        if actual != expected or type(actual) is not type(expected):
-            raise Mismatch("value", f"{what} is {_short(actual)}; expected {_short(expected)}")
-        return
-    if isinstance(expected, (int, float)):
-        if isinstance(actual, bool) or not isinstance(actual, (int, float)):
-            if _is_array(actual) and np.asarray(actual).size == 1:
-                actual = np.asarray(actual).item()
-            else:
-                raise Mismatch("type", f"{what} should be a number; got {_kind(actual)}")
-        if not (
-            math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol) or (math.isnan(expected) and math.isnan(actual))
-        ):
-            raise Mismatch("value", f"{what} is {actual:.6g}; expected {expected:.6g}")
-        return
-    raise TypeError(f"the judge cannot compare a {type(expected).__name__}")
-
-
-def _values(column) -> list | np.ndarray:
-    array = np.asarray(column)
-    return array if array.dtype.kind in "biuf" else [v.item() if isinstance(v, np.generic) else v for v in array]
-
-
-def _is_array(x) -> bool:
-    return isinstance(x, np.ndarray) or type(x).__module__.startswith("torch") and hasattr(x, "shape")
-
-
-def _kind(x) -> str:
-    if isinstance(x, dict) and "$" in x:
-        return x.get("type", x["$"])
-    return type(x).__name__
-
-
-def _short(x) -> str:
-    text = repr(x)
-    return text if len(text) < 60 else text[:57] + "..."
-
-
-def _first_line(raised: dict) -> str:
-    return (raised.get("message") or "").strip().splitlines()[0][:200] if raised.get("message") else ""
-
-
 def as_expected(value):
     """A reference result in the form a decoded student result takes (numbers, not tensors)."""
     store = worker.Store()
     encoded = worker.encode(value, store)
-    return worker.decode(encoded, store.arrays, torch_tensors=False)
+    return worker.decode_result(encoded, store.arrays)
 
 
 # ----------------------------------------------------------------------------------------------
-# Running a judgement
+# Loading the hidden tests and the reference (once, thread-safe: grading runs submissions in threads)
 # ----------------------------------------------------------------------------------------------
-def _load(path: Path, name: str):
-    import importlib.util
-
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
 def hidden_tests(module: str, folder: Path | None = None):
     """The hidden-test module of a lab: ``labkit_course/hidden/<module>.py``, or ``folder/<module>.py``."""
     if folder is None:
         import importlib
 
         return importlib.import_module(f"labkit_course.hidden.{module}")
-    return _load(Path(folder) / f"{module}.py", f"labkit_hidden_{module}_{abs(hash(str(folder)))}")
+    return load_module(Path(folder) / f"{module}.py", f"labkit_hidden_{module}_{abs(hash(str(folder)))}")
 
 
 def reference(module: str, folder: Path | None = None):
@@ -304,7 +171,7 @@ def reference(module: str, folder: Path | None = None):
     from labkit_course.repo import SOLUTIONS
 
     folder = Path(folder) if folder is not None else SOLUTIONS / "labkit"
-    return _load(folder / f"{module}.py", f"labkit_reference_{module}_{abs(hash(str(folder)))}")
+    return load_module(folder / f"{module}.py", f"labkit_reference_{module}_{abs(hash(str(folder)))}")
 
 
 _REFERENCE_LOCK = threading.Lock()  # reference code and toy factories use torch's global RNG
@@ -338,6 +205,105 @@ def _encode_call(call: Call, exercise: str, store: worker.Store) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------------------------
+# Costs, bounded by the trusted side
+# ----------------------------------------------------------------------------------------------
+#: the worker runs of one submission (their starts included) may take this many times the sum, over
+#: its exercises, of the exercise's longest per-call timeout; each exercise gets its part of that (its
+#: longest timeout x this, the worker's start not included), and fails as a timeout past it. Below
+#: 1.5: a submission that loops in every exercise costs the judge at most 1.5 x that sum, the verdicts
+#: included. Honest submissions take a few percent of it (the references of the 5 labs: 3 to 16 s of
+#: 336 to 588 s, on 2 busy cores).
+BUDGET_FACTOR = 1.4
+CALL_GRACE = 2.0  # seconds past a call's timeout before the judge kills the worker (its own timer fires first)
+START_GRACE = 30.0  # seconds for a run to start (Python, numpy, torch, the module) before its first call's clock
+MAX_SOURCE_BYTES = 2 * 2**20  # a larger exercise module is not judged
+MAX_RESULT_JSON = 2 * 2**20  # JSON of one call's result
+MAX_RESULT_BYTES = 64 * 2**20  # one call's result: JSON plus every array it references, counted per reference
+MAX_DECODED_BYTES = 256 * 2**20  # all the results of one submission
+
+
+class _Clock(threading.Thread):
+    """The trusted side's clock on one run of the worker: it kills the worker's process tree when the
+    call the worker is on has run past its timeout (the worker's own timer is in the student's process,
+    which can reset it), when the exercise it is on has run past its share of the budget, or when
+    ``deadline`` (the submission's time budget) has passed.
+
+    ``calls`` are ``(result file stem, timeout, exercise)`` in order; ``shares`` give each exercise's
+    seconds, counted from the worker's start (its ``ready`` file) for its first exercise, else from the
+    previous exercise's last result. The call the worker is on is the first one without a result
+    file. A file the student writes ahead of time only moves the clock on to later calls, each with
+    its own timeout, all within their exercise's share and ``deadline``."""
+
+    def __init__(self, inbox: Path, outbox: Path, calls: list[tuple[str, float, str]], shares: dict, deadline: float):
+        super().__init__(daemon=True)
+        self.inbox, self.outbox, self.calls, self.shares, self.deadline = inbox, outbox, calls, shares, deadline
+        self.killed = ""  # "" | "timeout" | "share" | "budget"
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        i, since, grace = 0, time.perf_counter(), CALL_GRACE + START_GRACE
+        exercise_since = math.inf  # the worker's start is not its first exercise's: START_GRACE bounds it
+        while not self._done.wait(0.1):
+            now = time.perf_counter()
+            if i == 0 and grace > CALL_GRACE and (self.outbox / "ready").exists():  # the worker has started
+                since, grace, exercise_since = now, CALL_GRACE, now
+            while i < len(self.calls) and (self.outbox / f"{self.calls[i][0]}.json").exists():
+                i, since, grace = i + 1, now, CALL_GRACE
+                if i < len(self.calls) and (self.calls[i][2] != self.calls[i - 1][2] or exercise_since > now):
+                    exercise_since = now
+            if i == len(self.calls):
+                return
+            stem, timeout, exercise = self.calls[i]
+            if not self.killed and now > self.deadline:
+                self.killed = "budget"
+            elif not self.killed and now - since > timeout + grace:
+                self.killed = "timeout"
+            elif not self.killed and now - exercise_since > self.shares[exercise]:
+                self.killed = "share"
+            if self.killed:  # again at every tick: the run may not have started yet
+                self._kill()
+
+    def _kill(self) -> None:
+        import psutil
+
+        for child in psutil.Process().children():  # the run's first process names our folders
+            try:
+                if str(self.inbox) in " ".join(child.cmdline()):
+                    sandbox.kill_tree(child.pid)
+            except psutil.Error:
+                pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _tail(path: Path, size: int = 2000) -> str:
+    """The last ``size`` bytes of a log, read without reading the rest."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read(size).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _read_source(path: Path) -> tuple[str, list[str]]:
+    """The student's module (``""`` if missing or unreadable) and what the static audit says of it."""
+    try:
+        data = worker.open_regular(str(path), MAX_SOURCE_BYTES)
+    except worker.TooLarge:
+        return "", [f"the module is larger than {MAX_SOURCE_BYTES // 2**20} MB: not judged, review it by hand"]
+    except (OSError, ValueError):
+        return "", []
+    return data.decode("utf-8", errors="replace"), []
+
+
+# ----------------------------------------------------------------------------------------------
+# Running a judgement
+# ----------------------------------------------------------------------------------------------
 def judge(
     module: str,
     student_file: Path,
@@ -349,30 +315,42 @@ def judge(
     limits: sandbox.Limits = sandbox.Limits(wall_timeout=600),
     sandbox_mode: str = "require",
     workdir: Path | None = None,
+    budget: float | None = None,
 ) -> Judgement:
     """Judge ``student_file`` (the student's ``labkit/<module>.py``) on the hidden cases of ``seed``.
 
     ``labkit_dir`` is the course's student-side ``labkit`` package (the release: stubs, helpers,
     public checks); the student's file is put in it, in a copy, and that copy is all the sandbox
     sees of the course. ``hidden_dir``/``reference_dir`` default to this package's hidden tests and
-    ``solutions/labkit``. Never raises for anything the submission does.
+    ``solutions/labkit``. ``budget``: seconds for the sandboxed calls of the whole submission (default:
+    :data:`BUDGET_FACTOR` x the sum over exercises of their longest per-call timeout), shared among
+    the exercises in proportion to their longest per-call timeout (an exercise past its share fails
+    as a timeout; the others keep theirs); each call is also stopped by this process past its own
+    timeout. Never raises for anything the submission does:
+    whatever goes wrong while judging an exercise is that exercise's failure.
     """
     start = time.perf_counter()
     sandboxed = sandbox.check_mode(sandbox_mode)
     hidden = hidden_tests(module, hidden_dir)
+    ref = reference(module, reference_dir)
     names = list(hidden.EXERCISES)
-    student_file = Path(student_file)
-    source = student_file.read_text(encoding="utf-8", errors="replace") if student_file.is_file() else ""
-    flags = audit(source, module) if source else []
+    source, flags = _read_source(Path(student_file))
+    flags += audit(source, module) if source else []
     notes: list[str] = []
     rng = random.Random(seed)
     cases = {name: getattr(hidden, name)(random.Random(rng.getrandbits(64))) for name in names}
+    longest = {n: max((c.timeout for case in cases[n] for c in case.calls), default=0.0) for n in names}
+    if budget is None:
+        budget = BUDGET_FACTOR * sum(longest.values())
+    deadline = start + budget
+    # each exercise's share of the budget, in proportion to its longest call: one slow exercise can't
+    # spend the time of the others
+    shares = {n: budget * longest[n] / sum(longest.values()) if sum(longest.values()) else budget for n in names}
 
     box = Path(tempfile.mkdtemp(prefix="labkit-judge-", dir=workdir))
     try:
-        inbox, outbox, pkg = box / "in", box / "out", box / "pkg"
+        inbox, pkg = box / "in", box / "pkg"
         inbox.mkdir()
-        outbox.mkdir()
         shutil.copytree(labkit_dir, pkg / "labkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         if source:
             (pkg / "labkit" / f"{module}.py").write_text(source, encoding="utf-8")
@@ -391,11 +369,6 @@ def judge(
         site = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
         stdlib = [p for p in sys.path if p.startswith(sys.base_prefix) and "site-packages" not in p]
         inside = Path("/judge")
-        mounts = [
-            sandbox.Mount(inbox, inside / "in"),
-            sandbox.Mount(outbox, inside / "out", writable=True),
-            sandbox.Mount(pkg, inside / "pkg"),
-        ]
         if sandboxed:
             paths, where = [*stdlib, *site, str(inside / "pkg")], inside
         else:  # the same script, on the host's paths
@@ -410,33 +383,49 @@ def judge(
             "TQDM_DISABLE": "1",
             **thread_env(limits.threads or 1),
         }
-        runs: dict[int, sandbox.Run] = {}  # case index -> the run that was to produce it
-        start_case, log_tail = 0, ""
-        for _ in range(len(names) + 1):  # a call that kills the worker costs its exercise only
-            argv = [
-                sys.executable,
-                "-S",
-                "-E",
-                "-B",
-                str(where / "in" / "worker.py"),
-                str(where / "in"),
-                str(where / "out"),
-                str(start_case),
-                *paths,
+        # case index -> the folder its results are in, and why the run that was to produce them was stopped
+        ran: dict[int, tuple[Path, str]] = {}
+        start_case, log_tail, run, stopped = 0, "", None, ""
+        for attempt in range(len(names) + 1):  # a call that kills the worker costs its exercise only
+            # each run writes to a fresh folder: nothing a killed run left there is read or walked
+            outbox = box / f"out{attempt}"
+            outbox.mkdir()
+            mounts = [
+                sandbox.Mount(inbox, inside / "in"),
+                sandbox.Mount(outbox, inside / "out", writable=True),
+                sandbox.Mount(pkg, inside / "pkg"),
             ]
-            run = sandbox.run(
-                argv,
-                limits=limits,
-                mounts=mounts,
-                env=env,
-                cwd=where / "out" if sandboxed else outbox,
-                output=box / "worker.log",
-                sandbox=sandboxed,
-                writable=[outbox],
-            )
+            out = inside / "out" if sandboxed else outbox
+            argv = [sys.executable, "-S", "-E", "-B", str(where / "in" / "worker.py"), str(where / "in"), str(out)]
+            argv += [str(start_case), *paths]
+            calls = [
+                (f"{c}_{k}", float(call["timeout"]), request_cases[c]["exercise"])
+                for c in range(start_case, len(request_cases))
+                for k, call in enumerate(request_cases[c]["calls"])
+            ]
+            clock = _Clock(inbox, outbox, calls, shares, deadline)
+            clock.start()
+            try:
+                run = sandbox.run(
+                    argv,
+                    limits=limits,
+                    mounts=mounts,
+                    env=env,
+                    cwd=out,
+                    output=box / "worker.log",
+                    sandbox=sandboxed,
+                    writable=[outbox],
+                )
+            except sandbox.SandboxUnavailable:
+                if not clock.killed:  # the sandbox failed on its own: the harness's fault, not the student's
+                    raise
+                run = sandbox.Run(-9, 0.0)  # the clock stopped it before the sandbox had started it
+            finally:
+                clock.stop()
             notes += [n for n in run.notes if n not in notes]
-            log_tail = (box / "worker.log").read_bytes()[-2000:].decode(errors="replace")
-            runs.update({c: run for c in range(start_case, len(request_cases))})
+            log_tail = _tail(box / "worker.log")
+            stopped = clock.killed or run.killed
+            ran.update({c: (outbox, stopped) for c in range(start_case, len(request_cases))})
             missing = next(
                 (
                     c
@@ -446,7 +435,7 @@ def judge(
                 ),
                 None,
             )
-            if missing is None:
+            if missing is None or stopped == "budget":
                 break
             lost = request_cases[missing]["exercise"]
             start_case = next(
@@ -455,35 +444,26 @@ def judge(
             )
             if start_case >= len(request_cases):
                 break
+            if time.perf_counter() > deadline:  # no time for another run: the rest is over budget
+                ran.update({c: (outbox, "budget") for c in range(start_case, len(request_cases))})
+                break
+        if any(why == "budget" for _, why in ran.values()):
+            notes.append(f"the judge stopped the submission at its time budget of {budget:.0f} s")
 
-        verdicts = {}
-        ref = None
-        index = 0
+        total = worker.Budget(MAX_DECODED_BYTES)
+        verdicts, index = {}, 0
         for name in names:
-            passed, failure = 0, None
-            for case in cases[name]:
-                results, decoded_calls = [], []
-                for k in range(len(case.calls)):
-                    results.append(_read_result(outbox, index, k, runs[index]))
-                    decoded_calls.append(_decode_call(request_cases[index]["calls"][k], store.arrays))
-                try:
-                    expected = None
-                    if case.reference:
-                        ref = ref or reference(module, reference_dir)
-                        expected = _reference_results(ref, request_cases[index], store.arrays)
-                    if case.check is not None:
-                        _unwrap_failures(results)
-                        case.check(results, expected, decoded_calls)
-                    else:
-                        for k, (r, e) in enumerate(zip(results, expected)):
-                            what = "the result" if len(results) == 1 else f"the result of call {k + 1}"
-                            compare(_unwrap(r), e, atol=case.atol, rtol=case.rtol, what=what)
-                    passed += 1
-                except Mismatch as m:
-                    failure = failure or (m.kind, f"on {case.describe}: {m.detail}")
-                index += 1
-            verdicts[name] = _verdict(name, passed, len(cases[name]), failure)
-        if run.returncode not in (0, None) and not run.killed and any(not v.passed for v in verdicts.values()):
+            verdicts[name] = _judge_exercise(
+                name,
+                cases[name],
+                request_cases[index : index + len(cases[name])],
+                store.arrays,
+                ref,
+                lambda c, k, first=index: _read_result(*ran[first + c], first + c, k, total),
+                notes,
+            )
+            index += len(cases[name])
+        if run.returncode not in (0, None) and not stopped and any(not v.passed for v in verdicts.values()):
             notes.append(
                 "the judge's worker ended with an error: " + log_tail.strip().splitlines()[-1][:300]
                 if log_tail.strip()
@@ -491,7 +471,49 @@ def judge(
             )
         return Judgement(verdicts, flags, notes, time.perf_counter() - start, sandboxed)
     finally:
+        _remove(box)
+
+
+def _remove(box: Path) -> None:
+    """Delete the judge's folder, whatever the student left in it (shutil.rmtree recurses: a deep
+    enough tree of folders would raise RecursionError)."""
+    try:
         shutil.rmtree(box, ignore_errors=True)
+    except RecursionError:
+        import subprocess
+
+        subprocess.run(["rm", "-rf", "--", str(box)], check=False)
+
+
+def _judge_exercise(
+    name: str, cases: list[Case], request_cases: list[dict], arrays: dict, ref, read: Callable, notes: list[str]
+) -> Verdict:
+    """The verdict on one exercise: ``read(case, call)`` gives a decoded student result (or a
+    :class:`_Failed`); the reference ``ref`` (or a case's ``check``) judges it. Nothing a result holds
+    makes this raise: an unexpected error is that case's failure, and a note for the instructor."""
+    passed, failure = 0, None
+    for i, case in enumerate(cases):
+        try:
+            results = [read(i, k) for k in range(len(case.calls))]
+            _unwrap_failures(results)  # a call without a value fails the case: no reference needed
+            expected = _reference_results(ref, request_cases[i], arrays) if case.reference else None
+            if case.check is not None:
+                with _REFERENCE_LOCK:
+                    decoded_calls = [_decode_call(call, arrays) for call in request_cases[i]["calls"]]
+                case.check(results, expected, decoded_calls)
+            else:
+                for k, (r, e) in enumerate(zip(results, expected)):
+                    what = "the result" if len(results) == 1 else f"the result of call {k + 1}"
+                    compare(r, e, atol=case.atol, rtol=case.rtol, what=what)
+            passed += 1
+        except Mismatch as m:
+            failure = failure or (m.kind, f"on {case.describe}: {m.detail}")
+        except Exception as exc:  # noqa: BLE001 -- whatever a result makes a comparison raise
+            failure = failure or ("type", f"on {case.describe}: the result is not of the form the docstring describes")
+            note = f"the judge could not judge a result of {name}: {type(exc).__name__}: {str(exc)[:200]}"
+            if note not in notes:
+                notes.append(note)
+    return _verdict(name, passed, len(cases), failure)
 
 
 class _Failed(Exception):
@@ -501,24 +523,38 @@ class _Failed(Exception):
         self.mismatch = mismatch
 
 
-def _read_result(outbox: Path, c: int, k: int, run: sandbox.Run):
-    """One call's result as the judge sees it: a decoded value, or a Mismatch for no value."""
+_STOPPED = {
+    "timeout": ("timeout", "the call took too long (the exercise's later hidden cases are not run)"),
+    "share": ("timeout", "its hidden calls together took longer than the judge's time for this exercise"),
+    "budget": ("timeout", "not run: the submission used up the judge's time budget"),
+    "memory": ("crash", "the submission ran out of memory"),
+    "processes": ("crash", "the submission started too many processes"),
+}
+
+
+def _read_result(outbox: Path, stopped: str, c: int, k: int, total: worker.Budget):
+    """One call's result as the judge sees it: a decoded value, or a :class:`_Failed` for no value.
+    Its bytes count against ``total``, the submission's; a result over the limits is a failure."""
     stem = outbox / f"{c}_{k}"
-    try:
-        result = worker.load_json(str(stem.with_suffix(".json")))
-        arrays = worker.load_arrays(str(stem.with_suffix(".npz"))) if stem.with_suffix(".npz").exists() else {}
-    except FileNotFoundError:
-        why = {
-            "timeout": "the submission ran out of time before this call",
-            "memory": "the submission ran out of memory",
-            "processes": "the submission started too many processes",
-        }
-        return _Failed(
-            Mismatch(
-                "timeout" if run.killed == "timeout" else "crash",
-                why.get(run.killed, "the call never returned (the process died)"),
-            )
+    call = worker.Budget(min(MAX_RESULT_BYTES, total.limit - total.used))
+    too_large = _Failed(
+        Mismatch(
+            "crash",
+            f"its result is larger than the judge reads ({MAX_RESULT_BYTES // 2**20} MB for a call, "
+            f"{MAX_DECODED_BYTES // 2**20} MB for a submission)",
         )
+    )
+    try:
+        text = worker.Budget(min(MAX_RESULT_JSON, call.limit))
+        result = worker.load_json(str(stem.with_suffix(".json")), text)
+        call.take(text.used)
+        npz = stem.with_suffix(".npz")
+        arrays = worker.load_arrays(str(npz), call) if os.path.lexists(npz) else {}
+    except FileNotFoundError:
+        kind, why = _STOPPED.get(stopped, ("crash", "the call never returned (the process died)"))
+        return _Failed(Mismatch(kind, why))
+    except worker.TooLarge:
+        return too_large
     except Exception as exc:  # noqa: BLE001 -- a forged or broken result file
         return _Failed(Mismatch("crash", f"its result could not be read ({type(exc).__name__})"))
     if not isinstance(result, dict):
@@ -526,22 +562,24 @@ def _read_result(outbox: Path, c: int, k: int, run: sandbox.Run):
     if result.get("timeout"):
         if result.get("not_run"):
             return _Failed(Mismatch("timeout", "not run: an earlier call of this exercise took too long"))
-        return _Failed(Mismatch("timeout", "the call took too long (the exercise's later hidden cases are not run)"))
-    if "raised" in result:
-        raised = result["raised"]
-        if not isinstance(raised, dict) or not isinstance(raised.get("types"), list):
-            return _Failed(Mismatch("crash", "its result could not be read"))
-        if "NotImplementedError" in raised["types"] and "not implemented yet" in str(raised.get("message")):
-            return _Failed(Mismatch("not implemented", "it is not implemented yet"))
-        if result.get("import_error"):
-            return _Failed(
-                Mismatch("crash", f"the module could not be imported: {raised['types'][0]}: {_first_line(raised)}")
-            )
-        return {"$": "raised", "types": [str(t) for t in raised["types"]], "message": str(raised.get("message"))}
+        return _Failed(Mismatch(*_STOPPED["timeout"]))
     try:
-        return worker.decode(result["value"], arrays, torch_tensors=False)
+        if "raised" in result:
+            raised = worker.decode_result({**result["raised"], "$": "raised"}, {})
+            if "NotImplementedError" in raised["types"] and "not implemented yet" in raised["message"]:
+                return _Failed(Mismatch("not implemented", "it is not implemented yet"))
+            if result.get("import_error"):
+                return _Failed(
+                    Mismatch("crash", f"the module could not be imported: {raised['types'][0]}: {_first_line(raised)}")
+                )
+            return raised
+        value = worker.decode_result(result["value"], arrays, call)
+    except worker.TooLarge:
+        return too_large
     except Exception as exc:  # noqa: BLE001
         return _Failed(Mismatch("crash", f"its result could not be read ({type(exc).__name__})"))
+    total.take(call.used)
+    return value
 
 
 def _unwrap(result):

@@ -2,11 +2,14 @@
 
 This file runs in two places:
 
-* **in the sandbox**, as a script (``python -S -E -B worker.py IN OUT START PATH...``): it imports the
-  student's ``labkit.<module>``, calls its functions (cases ``START`` on) on the inputs in ``IN/request.json`` and
-  ``IN/arrays.npz``, and writes each call's result to ``OUT/<case>_<call>.json`` (and ``.npz``) as
-  soon as it returns, so a later hang or crash loses nothing before it;
-* **in the trusted judge**, as a module: the same codec encodes the request and decodes the results.
+* **in the sandbox**, as a script (``python -S -E -B worker.py IN OUT START PATH... PKG``): it imports the
+  student's ``labkit.<module>`` from ``PKG`` (searched first, so an installed ``labkit``, whose exercise
+  modules are stubs, never shadows it; the ``PATH`` s follow: stdlib and site-packages), calls its
+  functions (cases ``START`` on) on the inputs in ``IN/request.json`` and ``IN/arrays.npz``, and writes
+  each call's result to ``OUT/<case>_<call>.json`` (and ``.npz``) as soon as it returns, so a later
+  hang or crash loses nothing before it;
+* **in the trusted judge**, as a module: the same codec encodes the request and decodes the results
+  (:func:`decode_result`: data only, within a :class:`Budget` of bytes).
 
 Only plain data crosses: JSON, and arrays in ``.npz`` files that are loaded with
 ``allow_pickle=False``. A tensor comes back as its numbers (a ``torch.Tensor`` subclass cannot bring
@@ -31,8 +34,6 @@ import signal
 import sys
 import time
 import zipfile
-
-MAX_RESULT_BYTES = 256 * 2**20  # a result file larger than this is refused by the judge
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,41 +158,90 @@ def raised(exc: BaseException) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Decoding (worker: requests; judge: results)
 # ----------------------------------------------------------------------------------------------
-def load_arrays(path: str) -> dict:
-    """The arrays of an ``.npz``, refusing pickles, links and oversized files."""
+class TooLarge(ValueError):
+    """A result bigger than the judge accepts to read."""
+
+
+class Budget:
+    """Bytes the judge still accepts to read for one result (JSON bytes plus the bytes of every array
+    each reference in it stands for: a small JSON that names one big array a thousand times is big)."""
+
+    def __init__(self, limit: float):
+        self.limit, self.used = limit, 0
+
+    def take(self, nbytes: int) -> None:
+        self.used += int(nbytes)
+        if self.used > self.limit:
+            raise TooLarge(f"over {self.limit / 2**20:.0f} MB")
+
+
+def open_regular(path: str, limit: float) -> bytes:
+    """The bytes of a regular file, without following a link or blocking on a FIFO, at most ``limit``."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise TooLarge(f"{info.st_size / 2**20:.0f} MB")
+        data = f.read(int(min(limit, info.st_size)) + 1)
+        if len(data) > limit:  # it grew since fstat
+            raise TooLarge(f"over {limit / 2**20:.0f} MB")
+        return data
+
+
+MAX_ARRAYS = 10_000  # arrays in one npz
+
+
+def load_arrays(path: str, budget: Budget | None = None) -> dict:
+    """The arrays of an ``.npz``: no pickles, no links, every array's size read from its header and
+    charged to ``budget`` before anything is loaded (default: 16 GB, for the judge's own request; the
+    judge passes a result's budget)."""
     import numpy as np
 
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not os.path.isfile(path) or os.fstat(f.fileno()).st_size > MAX_RESULT_BYTES:
-            raise ValueError("not a regular file of a sensible size")
-        data = f.read()
+    budget = budget or Budget(2**34)
+    data = open_regular(path, budget.limit - budget.used)
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        if sum(i.file_size for i in z.infolist()) > 4 * MAX_RESULT_BYTES:
-            raise ValueError("the arrays are too large")
+        members = z.infolist()
+        if len(members) > MAX_ARRAYS:
+            raise TooLarge(f"{len(members)} arrays")
+        for info in members:
+            if not info.filename.endswith(".npy"):
+                raise ValueError("not an array")
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError("an unknown array format")
+                fmt = np.lib.format
+                shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+            if dtype.hasobject:
+                raise ValueError("an array of Python objects (a pickle)")
+            budget.take(int(np.prod(shape, dtype=object)) * dtype.itemsize)
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 
 
-def load_json(path: str):
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        if os.fstat(f.fileno()).st_size > MAX_RESULT_BYTES:
-            raise ValueError("too large")
-        return json.loads(f.read())
+def load_json(path: str, budget: Budget | None = None):
+    """The JSON in a file: no links, at most ``budget``'s bytes (default: 2 GB, for the judge's own
+    request; the judge passes a result's budget)."""
+    budget = budget or Budget(2**31)
+    data = open_regular(path, budget.limit - budget.used)
+    budget.take(len(data))
+    return json.loads(data)
 
 
-def decode(obj, arrays: dict, args: list | None = None, *, torch_tensors: bool = True):
-    """The value that ``encode`` turned into ``obj``. ``args`` are the positional arguments decoded
-    so far (for ``attr``). Results from a worker decode tensors as numpy arrays
-    (``torch_tensors=False``): the judge compares numbers only."""
+def decode(obj, arrays: dict, args: list | None = None):
+    """The request value that ``encode`` turned into ``obj`` (the judge's own data: it may name
+    ``toy`` models and ``attr`` ibutes). ``args`` are the positional arguments decoded so far."""
     if not isinstance(obj, dict):
         return obj
     kind = obj.get("$")
-    rec = lambda o: decode(o, arrays, args, torch_tensors=torch_tensors)  # noqa: E731
+    rec = lambda o: decode(o, arrays, args)  # noqa: E731
     if kind in ("tensor", "array"):
         array = arrays[obj["key"]]
-        if kind == "tensor" and torch_tensors:
+        if kind == "tensor":
             import torch
 
             return torch.from_numpy(array.copy())
@@ -209,18 +259,56 @@ def decode(obj, arrays: dict, args: list | None = None, *, torch_tensors: bool =
         for part in obj["path"].split("."):
             value = getattr(value, part)
         return value
+    value = decode_result(obj, arrays)  # a table: a copy, so a call that changes its input changes no other
+    return value.copy() if kind == "frame" else value
+
+
+def decode_result(obj, arrays: dict, budget: Budget | None = None):
+    """A result as the judge reads it: data only. Tensors and arrays come back as numpy arrays (each
+    charged to ``budget``), models as ``{"$": "module", "state": ...}``, tables as DataFrames,
+    exceptions and uncarried values as ``raised``/``opaque`` dicts. Nothing in a result picks code to
+    run: a ``toy`` or ``attr`` (request-only kinds) or an unknown kind reads as ``opaque``."""
+    if obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    if not isinstance(obj, dict):
+        return {"$": "opaque", "type": "unreadable data"}
+    kind = obj.get("$")
+    rec = lambda o: decode_result(o, arrays, budget)  # noqa: E731
+    if kind in ("tensor", "array"):
+        array = arrays[obj["key"]]
+        if budget is not None:
+            budget.take(array.nbytes)
+        return array
+    if kind in ("list", "tuple"):
+        items = [rec(v) for v in _listed(obj["items"])]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return {rec(k): rec(v) for k, v in (_listed(pair, 2) for pair in _listed(obj["items"]))}
     if kind == "module":
-        return {"$": "module", "state": {k: rec(v) for k, v in obj["state"].items()}, "training": obj.get("training")}
+        if not isinstance(obj.get("state"), dict):
+            raise ValueError("a module without a state")
+        state = {str(k): rec(v) for k, v in obj["state"].items()}
+        return {"$": "module", "state": state, "training": obj.get("training") is True}
     if kind == "frame":
         import pandas as pd
 
-        columns = [rec(c) for c in obj["columns"]]
-        data = {i: rec(d) for i, d in enumerate(obj["data"])}
+        columns = [rec(c) for c in _listed(obj["columns"])]
+        data = {i: rec(d) for i, d in enumerate(_listed(obj["data"]))}
         frame = pd.DataFrame(data, index=rec(obj["index"]))
         frame.columns = columns
-        frame.index.name = obj.get("index_name")
+        name = obj.get("index_name")
+        frame.index.name = name if name is None or type(name) in (int, str) else str(name)
         return frame
-    return obj  # raised, opaque: the judge reads them as they are
+    if kind == "raised":
+        types = [str(t)[:100] for t in _listed(obj.get("types"))][:50] or ["Exception"]
+        return {"$": "raised", "types": types, "message": str(obj.get("message"))[:500]}
+    return {"$": "opaque", "type": str(obj.get("type") if kind == "opaque" else f"a {str(kind)[:40]!r} value")[:100]}
+
+
+def _listed(items, length: int | None = None) -> list:
+    if not isinstance(items, list) or (length is not None and len(items) != length):
+        raise ValueError("malformed data")
+    return items
 
 
 def public(factory: str):
@@ -272,8 +360,10 @@ def _on_alarm(signum, frame):
 
 
 def main(argv: list[str]) -> int:
-    inbox, outbox, first_case, *paths = argv
-    sys.path[:0] = paths  # -S: the environment's site-packages and the submission, nothing else
+    inbox, outbox, first_case, *paths, pkg = argv
+    # -S: the submission's package, then the environment's stdlib and site-packages, nothing else. The
+    # package comes first: a non-editable install puts labkit (with stub exercises) in site-packages.
+    sys.path[:0] = [pkg, *paths]
     request = load_json(os.path.join(inbox, "request.json"))
     import numpy as np  # noqa: F401 -- before the student's module, which may tamper with imports
 
@@ -292,6 +382,7 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 -- a broken module fails every call, visibly
         module, import_error = None, raised(exc)
     signal.signal(signal.SIGALRM, _on_alarm)
+    open(os.path.join(outbox, "ready"), "w").close()  # the judge's clock on the first call starts now
     # After one of its calls runs out of time, an exercise has failed; its other calls are not run, so a
     # submission that loops costs one timeout per exercise, not one per hidden call.
     timed_out: set = set()
