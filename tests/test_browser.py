@@ -297,7 +297,8 @@ def test_student_walks_lab_2_from_a_fresh_clone(browser, tmp_path):
         link.click()
         editor = page.locator(".jp-FileEditor .cm-content")
         editor.wait_for(state="visible")
-        assert page.locator(".lm-TabBar-tab.lm-mod-current").inner_text().strip() == "adversarial.py"
+        tab = page.locator(".lm-TabBar-tab.jp-mod-current[data-type='document-title']")
+        assert "Path: labkit/adversarial.py" in tab.get_attribute("title"), tab.get_attribute("title")
         _shot(page, "3_student_exercise_file")
         typed = _with_one_exercise_solved("adversarial", "linear_adversarial")
         editor.click()
