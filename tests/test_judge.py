@@ -319,6 +319,11 @@ def test_compare_lets_no_garbage_through_and_never_raises_on_it(actual, expected
         ("import importlib.util as u\nspec = u.spec_from_file_location('m', 'x.py')", "importlib.util"),
         ("b = globals()['__builtins__']", "__builtins__"),
         ("import os\nos.kill(1, 9)", "os.kill"),
+        ("from os import *\nsystem('sh')", "imports * from os"),
+        ("import runpy\nrunpy.run_path('x.py')", "runpy"),
+        ("import code\ncode.InteractiveInterpreter().runsource(s)", "code"),
+        ("import torch\ntorch.ops.load_library('x.so')", "torch.ops.load_library"),
+        ("from torch.utils.cpp_extension import load_inline", "cpp_extension"),
     ],
 )
 def test_audit_flags_what_could_hand_over_an_answer(source, reason):

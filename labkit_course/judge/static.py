@@ -14,7 +14,8 @@ trying to game the grading:
   loaders (``importlib.util``...), ``sys.modules``, a module's ``__dict__``;
 * processes and signals: ``subprocess``, ``os.system``/``os.fork``/``os.exec*``/``os.spawn*``/
   ``os.posix_spawn*``, ``pty``, ``os.kill``, ``signal`` (the worker's own timer), ``resource``;
-* ``socket`` and the network, ``pickle``/``marshal``;
+* ``socket`` and the network, ``pickle``/``marshal``; ``runpy``, ``code``, ``zipimport``; native
+  libraries (``torch.ops.load_library``, ``torch.utils.cpp_extension``); ``from os import *`` and the like;
 * replacing an attribute of an imported module (``json.dump = ...``: the worker writes its results
   with it).
 
@@ -55,6 +56,11 @@ FORBIDDEN_MODULES = {
     "importlib.util": "loading code by the back door",
     "importlib.machinery": "loading code by the back door",
     "importlib._bootstrap": "loading code by the back door",
+    "runpy": "running code by the back door",
+    "code": "running code by the back door",
+    "codeop": "running code by the back door",
+    "zipimport": "loading code by the back door",
+    "torch.utils.cpp_extension": "compiling native code",
 }
 #: libraries that compute an exercise's answer, per lab (exercise module)
 ANSWER_LIBRARIES = {
@@ -79,7 +85,11 @@ FORBIDDEN_NAMES = {
     "sys.addaudithook": "audit hooks",
     "sys.modules": "reaching other modules (the judge's worker)",
     "threading.settrace": "tracing the judge",
+    "torch.ops.load_library": "loading a native library",
+    "torch.classes.load_library": "loading a native library",
 }
+#: ``from X import *`` of these hides which of their forbidden names the module then uses
+_NO_STAR = ("os", "posix", "sys", "importlib", "builtins", "gc", "signal")
 #: calls flagged whatever their owner (an unknown object's ``.get_referrers`` is as suspicious)
 FORBIDDEN_CALLS = {
     "_getframe": "frame inspection",
@@ -147,7 +157,9 @@ def audit(source: str, module: str) -> list[str]:
                 check_name(node, alias.name, "imports")
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level == 0:
+            if node.level == 0 and base in _NO_STAR and any(a.name == "*" for a in node.names):
+                flag(node, f"imports * from {base}", "hiding which of its names are used")
+            elif node.level == 0:
                 if not check_name(node, base, "imports"):
                     for alias in node.names:  # from labkit import check; from os import spawnv
                         check_name(node, f"{base}.{alias.name}", "imports")
