@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -242,6 +243,8 @@ def test_student_walks_lab_2_from_a_fresh_clone(browser, tmp_path):
     """The path README gives: clone, ``make lab``, open Lab 2 from the landing folder, run up to the first
     check (only the friendly report), follow the exercise's link to labkit/adversarial.py, type an
     implementation, save with Ctrl+S, re-run the check in the same kernel: PASS."""
+    from playwright.sync_api import expect
+
     clone = tmp_path / "labkit"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     exercise_file = clone / "labkit" / "adversarial.py"
@@ -298,7 +301,7 @@ def test_student_walks_lab_2_from_a_fresh_clone(browser, tmp_path):
         editor = page.locator(".jp-FileEditor .cm-content")
         editor.wait_for(state="visible")
         tab = page.locator(".lm-TabBar-tab.jp-mod-current[data-type='document-title']")
-        assert "Path: labkit/adversarial.py" in tab.get_attribute("title"), tab.get_attribute("title")
+        expect(tab).to_have_attribute("title", re.compile(r"^Path: labkit/adversarial\.py$", re.M))  # filled late
         _shot(page, "3_student_exercise_file")
         typed = _with_one_exercise_solved("adversarial", "linear_adversarial")
         editor.click()
@@ -309,7 +312,8 @@ def test_student_walks_lab_2_from_a_fresh_clone(browser, tmp_path):
         while exercise_file.read_text() != typed and time.monotonic() < deadline:
             time.sleep(0.5)
         assert exercise_file.read_text() == typed, "the editor did not save the file as typed"
-        page.get_by_text("x + eps * sign", exact=False).first.scroll_into_view_if_needed()
+        page.keyboard.press("Control+Home")  # the typed body, near the top, into view for the screenshot
+        editor.locator(".cm-line").filter(has_text="return (x + eps * direction)").scroll_into_view_if_needed()
         _shot(page, "4_student_saved")
 
         # back to the notebook's tab: the same kernel runs the check on the saved file
