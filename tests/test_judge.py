@@ -168,6 +168,21 @@ def test_results_over_the_limits_fail_their_case_and_spend_nothing(tmp_path):
     assert _read_result(tmp_path, "", 0, 2, total).tolist() == [1, 1, 1] and total.used > 0
 
 
+def test_a_call_reads_up_to_its_cap_and_a_submission_up_to_its_total(tmp_path):
+    """One 40 MB array, named once, is within a call's 64 MB; seven of them are over the 256 MB of a
+    submission, so the seventh call's result is refused."""
+    from labkit_course.judge import MAX_DECODED_BYTES, MAX_RESULT_BYTES, _Failed, _read_result
+
+    assert (MAX_RESULT_BYTES, MAX_DECODED_BYTES) == (64 * 2**20, 256 * 2**20)
+    np.savez(tmp_path / "0_0.npz", a0=np.full(5 * 2**20, 0.5))  # 40 MB
+    (tmp_path / "0_0.json").write_text(json.dumps({"value": {"$": "tensor", "key": "a0"}}))
+    total = worker.Budget(MAX_DECODED_BYTES)
+    for _ in range(6):
+        assert _read_result(tmp_path, "", 0, 0, total).shape == (5 * 2**20,)
+    failed = _read_result(tmp_path, "", 0, 0, total)
+    assert isinstance(failed, _Failed) and "256 MB for a submission" in failed.mismatch.detail
+
+
 def test_whatever_a_result_makes_judging_raise_is_that_exercise_s_failure():
     from labkit_course.judge import _judge_exercise
 

@@ -549,7 +549,8 @@ def _read_result(outbox: Path, stopped: str, c: int, k: int, total: worker.Budge
         result = worker.load_json(str(stem.with_suffix(".json")), text)
         call.take(text.used)
         npz = stem.with_suffix(".npz")
-        arrays = worker.load_arrays(str(npz), call) if os.path.lexists(npz) else {}
+        # the file's arrays within the call's cap; the value charges each reference to them once more
+        arrays = worker.load_arrays(str(npz), worker.Budget(call.limit)) if os.path.lexists(npz) else {}
     except FileNotFoundError:
         kind, why = _STOPPED.get(stopped, ("crash", "the call never returned (the process died)"))
         return _Failed(Mismatch(kind, why))
