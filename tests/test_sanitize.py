@@ -48,7 +48,9 @@ def html_payloads(channel: str) -> str:
             f'<details open ontoggle="{js(channel + "-details")}">details</details>',
             f'<a href="data:text/html;base64,{inner}">data link</a>',
             f'<a href="JaVaScRiPt:{js(channel + "-link")}">js link</a>',
-            f'<math><mtext><table><mglyph><style><img src=x onerror="{js(channel + "-mxss")}">',
+            # closed: left open, its <style> would swallow (and disarm) every payload after it on the page
+            f'<math><mtext><table><mglyph><style><img src=x onerror="{js(channel + "-mxss")}">'
+            "</style></mglyph></table></mtext></math>",
             '<img src="/api/contents/from_img">',
         ]
     )
