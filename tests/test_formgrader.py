@@ -34,6 +34,7 @@ from tests.test_sanitize import (
     STUDENTS,
     active_parts,
     feedback_active_parts,
+    html_payloads,
     make_samples,
     new_active_parts,
 )
@@ -207,13 +208,20 @@ def test_instructor_sees_sanitized_submissions_and_nothing_runs(browser, graded_
         assert page.evaluate("() => window.__pwned === undefined")
         shots["feedback"] = _shot(page, "formgrader_4_feedback_hostile")
         page.wait_for_timeout(1000)  # late payloads (a failed image, a timer) would have fired by now
-        context.close()
 
-    assert not dialogs, dialogs
-    assert not [u for u in requests if urlparse(u).path.startswith("/api/")], requests
-    assert not violations, violations  # nothing the policy had to stop, nothing of Formgrader's it broke
-    assert not list(course.rglob("pwned*")) and _tree(course) == before, "a file in the course changed"
-    assert "labkit: Formgrader under a Content-Security-Policy" in log_path.read_text()
+        assert not dialogs, dialogs
+        assert not [u for u in requests if urlparse(u).path.startswith("/api/")], requests
+        assert not violations, violations  # nothing the policy had to stop, nothing of Formgrader's it broke
+        assert not list(course.rglob("pwned*")) and _tree(course) == before, "a file in the course changed"
+        assert "labkit: Formgrader under a Content-Security-Policy" in log_path.read_text()
+
+        # Control: payloads left unsanitized in the honest notebook do run (so the checks above would have seen
+        # them), and the policy alone still keeps them from /api, from dialogs and from the course's files.
+        ran = _open_with_raw_payloads(page, course / "autograded" / "honest" / "lab0" / "00_toy.ipynb", url, ids)
+        assert {"canary-script", "canary-img"} <= set(ran), ran
+        assert [u for u in requests if urlparse(u).path.startswith("/api/")], "the payloads' requests were not seen"
+        assert not dialogs and violations and not list(course.rglob("pwned*"))
+        context.close()
 
     # the sanitized hostile submission next to the honest one, for a human to look at
     left, right = Image.open(shots["honest"]), Image.open(shots["hostile"])
@@ -221,6 +229,23 @@ def test_instructor_sees_sanitized_submissions_and_nothing_runs(browser, graded_
     both.paste(left, (0, 0))
     both.paste(right, (left.width + 20, 0))
     both.save(SCREENSHOTS / "formgrader_honest_vs_hostile.png")
+
+
+def _open_with_raw_payloads(page, notebook: Path, url: str, ids: dict) -> list[str]:
+    """Open the honest submission's page with a markdown cell of raw payloads appended to its notebook (put
+    back after); returns the payloads that ran (``window.__pwned``)."""
+    original = notebook.read_bytes()
+    nb = nbformat.reads(original.decode(), as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell(html_payloads("canary")))
+    notebook.chmod(0o644)  # nbgrader leaves it read-only
+    try:
+        nbformat.write(nb, notebook)
+        page.goto(f"{url}/formgrader/submissions/{ids['honest']}/")
+        page.wait_for_function("() => (window.__pwned || []).length > 0")
+        page.wait_for_timeout(1000)
+        return page.evaluate("() => window.__pwned")
+    finally:
+        notebook.write_bytes(original)
 
 
 @pytest.mark.slow
