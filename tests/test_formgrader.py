@@ -3,7 +3,7 @@
 The toy course (tests/grading_samples/toy_lab.py) with the samples of tests/test_sanitize.py (an
 honest submission, a hostile one that executed in the sandbox, one nbgrader could not process) is
 graded once by ``labkit-course grade``. Then the files it wrote are checked, plain ``nbgrader
-autograde`` is shown refused, and ``jupyter server`` is started as docs/instructors.md says
+autograde`` is shown refused, and ``jupyter lab`` is started as docs/instructors.md says
 (``JUPYTER_CONFIG_PATH=COURSE/.jupyter``: the course's server extension, labkit_course.formgrader).
 The instructor logs in with the token and opens, in Chromium, Formgrader's submission list, each
 submission's page, the Autograde button and the feedback page. Every payload, had it run, would have
@@ -103,11 +103,11 @@ def test_graded_submissions_are_inert_everywhere_an_instructor_looks(graded_samp
 
 @contextmanager
 def instructor_server(course: Path, home: Path, token: str):
-    """``jupyter server`` in the course folder as docs/instructors.md starts it, with a login token; yields
+    """``jupyter lab`` in the course folder as docs/instructors.md starts it, with a login token; yields
     its URL and log."""
     port = _free_port()
     args = [a for a in _server_args(port) if not a.startswith("--IdentityProvider.token")]
-    cmd = [str(BIN / "jupyter"), "server", *args, f"--IdentityProvider.token={token}"]
+    cmd = [str(BIN / "jupyter"), "lab", *args, f"--IdentityProvider.token={token}"]
     env = _isolated_env(home, JUPYTER_CONFIG_PATH=str(course / ".jupyter"))
     log_path = home / "server.log"
     with _serving(cmd, course, env, log_path, port, token=token) as url:
