@@ -86,8 +86,11 @@ if _log and os.environ.get("NBGRADER_EXECUTION") == "autograde":
     _fd = os.open(_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.write(_fd, ("START %d\\n" % os.getpid()).encode())
     # the runtime's own process starts are not the student's: ctypes.util.find_library runs
-    # ldconfig and gcc, platform runs uname
-    _own = tuple(os.path.join(os.path.dirname(os.__file__), f) for f in ("ctypes/util.py", "platform.py"))
+    # ldconfig and gcc, platform runs uname, matplotlib's font manager fc-list
+    import importlib.util
+    _own = [os.path.join(os.path.dirname(os.__file__), f) for f in ("ctypes/util.py", "platform.py")]
+    _mpl = importlib.util.find_spec("matplotlib")  # found, not imported
+    _own = tuple(_own + [os.path.join(p, "font_manager.py") for p in (_mpl and _mpl.submodule_search_locations or ())])
 
     def _runtime_own(_getframe=sys._getframe, _own=_own):
         frame = _getframe(1)
@@ -353,9 +356,10 @@ def _run_notebook(
         "NBGRADER_EXECUTION": "autograde",
         "FONTCONFIG_FILE": str(site / "fonts.conf"),
         "LABKIT_OFFLINE": "1",
-        "MPLBACKEND": "agg",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures in the notebook, for the grader
         "TQDM_MININTERVAL": "5",
         "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        "JOBLIB_MULTIPROCESSING": "0",  # serial, as the box (no /dev/shm) makes it, without a warning per notebook
         **thread_env(limits.threads or os.cpu_count() or 1),
     }
     kernel_limits = replace(limits, wall_timeout=math.ceil(seconds), file_mb=min(limits.file_mb, BOX_DISK_MB))

@@ -463,8 +463,13 @@ def lab2(tmp_path_factory):
 
 
 def test_lab2_end_to_end_honest_full_marks_cheats_caught(lab2):
+    from labkit.labs import LABS
+
     course, table = lab2
     assert table.loc["honest", "auto_total"] == 8 and table.loc["honest", "status"] == "graded"
+    assert "started processes" not in table.loc["honest", "notes"]  # matplotlib's fc-list is not the student's
+    executed = (course / "autograded" / "honest" / "lab2" / f"{LABS[2].notebook}.ipynb").read_text()
+    assert "image/png" in executed and "Fontconfig" not in executed and "joblib will operate" not in executed
     liar = {o.student: o for o in table.attrs["outcomes"]}["liar"]
     assert not liar.verdicts["fgsm"].passed and liar.verdicts["pgd"].passed
     assert table.loc["liar", "test_fgsm"] == 0 and table.loc["liar", "auto_total"] == 6
