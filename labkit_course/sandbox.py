@@ -1,45 +1,82 @@
-"""Run untrusted code (a student's) in its own process: bubblewrap, resource limits and a watchdog.
+"""Run untrusted code (a student's) in its own process: a sandbox backend, resource limits and a watchdog.
 
-What a sandboxed process gets (:func:`run` with ``mode="require"``):
+Two backends; :func:`backend` picks the first that works here, by running exactly what a real run
+runs (a trivial command through the same code path), and says why the other one doesn't:
 
-* **bubblewrap** (``bwrap``, Debian/Ubuntu package ``bubblewrap``): new mount, PID, IPC, UTS and
+* ``bwrap``, bubblewrap (Debian/Ubuntu package ``bubblewrap``): new mount, PID, IPC, UTS and
   network namespaces. The filesystem is the system's ``/usr`` (and the ``/bin``, ``/lib`` links),
   the Python environment, and the :class:`Mount` s the caller lists, all read-only except those
   marked writable; ``/tmp`` is an empty tmpfs. No network, not even the host's loopback. When the
-  sandbox's first process exits, every process it started dies with it (PID namespace).
-* **another user**: run as root (CI, Gradescope), the process drops to an unprivileged uid of its
-  own (``setpriv``), so the process limit applies and nothing it creates belongs to root.
-* **limits** (:class:`Limits`): address space, CPU seconds, file size and process count
-  (``setrlimit``), resident memory of the whole process tree, process count and wall-clock time
-  (the watchdog, which kills the whole tree).
+  sandbox's first process exits, every process it started dies with it (PID namespace). Run as root
+  (CI), the process also drops to an unprivileged uid of its own (``setpriv``).
+* ``uid-drop``, for a container that forbids namespaces (Gradescope: root in Docker, without
+  CAP_SYS_ADMIN, ``unshare``/``clone(CLONE_NEW*)`` refused by Docker's seccomp profile). Needs root
+  and Debian/Ubuntu's ``python3-seccomp`` for ``/usr/bin/python3``. The process runs as an
+  unprivileged uid of its own, with no supplementary groups, ``no_new_privs``, and a seccomp filter
+  that refuses (EPERM) sockets other than AF_UNIX, namespaces and mounts, ptrace and
+  ``process_vm_*``, io_uring, bpf and kernel keyrings. It sees the host's filesystem as that uid:
+  the mounts' sources are reached by their host paths (a mount's target is rewritten to its source in
+  ``argv``, ``cwd`` and ``env``), the directories the caller made for them under the temp folder are
+  opened to that uid only (group and search bit), writable ones are given to it, and
+  :func:`protect` ed paths (secrets, references, hidden tests) are checked unreadable before the
+  command starts. Its ``TMPDIR`` (and any variable set to ``/tmp``) is a scratch folder of its own,
+  removed after the run. What remains: the host's world-writable folders (``/tmp``, ``/dev/shm``,
+  ``/var/tmp``) stay writable to it (sticky: it can't touch others' files, but it can leave files
+  there during the run, read world-readable ones, and fill the disk up to its file-size limit per file).
+  When the run ends, every process of that uid is killed and what it left at the top of those folders
+  is removed.
 
-Without bubblewrap, ``mode="require"`` raises :class:`SandboxUnavailable`; ``mode="fallback"``
-runs with the limits only and says so in :attr:`Run.notes`.
+Both get the **limits** (:class:`Limits`): address space, CPU seconds, file size and process count
+(``setrlimit``), resident memory of the whole process tree, process count and wall-clock time
+(the watchdog, which kills the whole tree).
+
+Every run starts with a trampoline (trusted code, run where the student's command will run: inside
+bubblewrap, or as the dropped uid) that sets the limits, checks that the command and the mounts are
+reachable and the protected paths are not, and reports on a pipe before it ``exec`` s the command.
+A run whose trampoline never reported is the harness's failure, not the student's: :func:`run` raises
+:class:`SandboxFailed` with the sandbox's own words.
+
+Modes (``--sandbox``): ``require`` (default: bwrap, else uid-drop, else :class:`SandboxUnavailable`),
+``bwrap`` or ``uid-drop`` (that backend only), ``fallback`` (like ``require``, but with neither it
+runs with the limits only and says so in :attr:`Run.notes`).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODES = ("require", "fallback")
+MODES = ("require", "fallback", "bwrap", "uid-drop")
+BACKENDS = ("bwrap", "uid-drop")
+SYSTEM_PYTHON = "/usr/bin/python3"  # the uid-drop trampoline's interpreter: the one apt's python3-seccomp is for
 FALLBACK_WARNING = (
-    "NOT SANDBOXED: bubblewrap (bwrap) is missing or does not work here, so student code ran "
+    "NOT SANDBOXED: neither bubblewrap nor the uid-drop sandbox works here, so student code ran "
     "with resource limits only and could read and write whatever this user can"
 )
 
 
 class SandboxUnavailable(RuntimeError):
-    """bubblewrap is required but missing or not working on this machine."""
+    """No sandbox backend the mode accepts works on this machine: grading refused."""
+
+
+class SandboxFailed(SandboxUnavailable):
+    """The sandbox failed to start a command (before any of the student's code ran): the harness's fault."""
+
+    def __init__(self, backend: str, reason: str):
+        super().__init__(f"the {backend or 'unsandboxed'} runner failed before the student's code ran: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -82,41 +119,100 @@ class Run:
     seconds: float
     killed: str = ""  # why the watchdog killed it: "" | "timeout" | "memory" | "processes"
     notes: list[str] = field(default_factory=list)
-    sandboxed: bool = True
+    backend: str = ""  # "bwrap" | "uid-drop" | "" (not sandboxed)
+
+    @property
+    def sandboxed(self) -> bool:
+        return bool(self.backend)
+
+
+# ----------------------------------------------------------------------------------------------
+# Choosing a backend
+# ----------------------------------------------------------------------------------------------
+@functools.cache
+def probe(name: str) -> str:
+    """Why backend ``name`` can't run a command here ("" if it can): a trivial command run exactly
+    as a real run runs it (same arguments, same user, same filter, same checks)."""
+    if name == "bwrap" and not shutil.which("bwrap"):
+        return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    if name == "uid-drop" and os.geteuid() != 0:
+        return "the uid-drop sandbox needs root (to give the code a uid of its own)"
+    with tempfile.TemporaryDirectory(prefix="labkit-probe-") as tmp:
+        box = Path(tmp) / "out"  # like a judge's: the command's writable folder, its cwd
+        box.mkdir()
+        try:
+            done = _start(
+                name,
+                ["/usr/bin/true"],
+                Limits(wall_timeout=60),
+                [Mount(box, writable=True)],
+                {},
+                box,
+                Path(tmp) / "log",
+                [box],
+            )
+        except SandboxFailed as exc:
+            return exc.reason
+    return "" if done.returncode == 0 else f"{name}: a trivial command ended with code {done.returncode}"
+
+
+def bwrap() -> str | None:
+    """The path of ``bwrap`` if bubblewrap works here for a real run, else None."""
+    return shutil.which("bwrap") if not probe("bwrap") else None
+
+
+def backend(mode: str = "require") -> str:
+    """The backend ``mode`` gets here: "bwrap", "uid-drop", or "" (``fallback`` with neither).
+
+    Raises :class:`SandboxUnavailable`, naming what each backend lacks, when the mode can't be met."""
+    if mode not in MODES:
+        raise ValueError(f"sandbox mode must be one of {MODES}; got {mode!r}")
+    wanted = [mode] if mode in BACKENDS else list(BACKENDS)
+    for name in wanted:
+        if (bwrap() is not None) if name == "bwrap" else not probe(name):
+            return name
+    if mode == "fallback":
+        return ""
+    why = "; ".join(f"{name}: {probe(name)}" for name in wanted)
+    raise SandboxUnavailable(
+        f"no sandbox works here, so grading is refused ({why}). Where namespaces are allowed, install "
+        "bubblewrap (apt-get install bubblewrap); in a container that forbids them, run as root with "
+        "python3-seccomp installed (apt-get install python3-seccomp); or pass --sandbox=fallback to grade "
+        "with resource limits only (every report will say the code was not sandboxed)."
+    )
+
+
+def check_mode(mode: str) -> str:
+    """The backend to sandbox with for ``mode`` ("" for none); see :func:`backend`."""
+    return backend(mode)
+
+
+def backend_note(name: str) -> str:
+    """What an instructor should know about the backend that ran ("" for bubblewrap, the default)."""
+    if name == "uid-drop":
+        why = probe("bwrap")
+        return (
+            (f"this machine forbids the namespaces bubblewrap needs ({why}); " if why else "")
+            + "using the uid-drop sandbox (an unprivileged uid of its own and a seccomp filter: "
+            "no network, no namespaces, no ptrace)"
+        )
+    return "" if name else FALLBACK_WARNING
+
+
+_private: set[Path] = set()
+
+
+def protect(path: Path) -> None:
+    """Make ``path`` (a secret, a reference, hidden tests) unreadable to sandboxed code: owner only
+    (mode 0700/0600), and checked unreadable by the sandbox's user before every uid-drop run."""
+    path = Path(path).resolve()
+    os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    _private.add(path)
 
 
 # ----------------------------------------------------------------------------------------------
 # bubblewrap
 # ----------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def bwrap() -> str | None:
-    """The path of a working ``bwrap``, or None (missing, or user namespaces are disabled)."""
-    path = shutil.which("bwrap")
-    if not path:
-        return None
-    probe = [path, "--unshare-all", "--die-with-parent", *_system_mounts(), "--", "/usr/bin/true"]
-    try:
-        ok = subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return path if ok else None
-
-
-def check_mode(mode: str) -> bool:
-    """Whether to sandbox, for ``mode``; raise :class:`SandboxUnavailable` if it is required and missing."""
-    if mode not in MODES:
-        raise ValueError(f"sandbox mode must be one of {MODES}; got {mode!r}")
-    if bwrap():
-        return True
-    if mode == "require":
-        raise SandboxUnavailable(
-            "bubblewrap is required to grade untrusted code, and `bwrap` is missing or not working here. "
-            "Install it (Debian/Ubuntu: `apt-get install bubblewrap`), or pass --sandbox=fallback to grade "
-            "with resource limits only (every report will say the code was not sandboxed)."
-        )
-    return False
-
-
 def _system_mounts() -> list[str]:
     """The read-only system: /usr, the merged-/usr links (or directories) and the dynamic linker's cache."""
     args = ["--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
@@ -160,9 +256,11 @@ def _sandbox_uid() -> int:
         return uid
 
 
-def _bwrap_args(mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | None) -> list[str]:
+def _bwrap_args(
+    mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | None, tmp_mb: int | None = None
+) -> list[str]:
     args = [
-        bwrap(),
+        shutil.which("bwrap"),
         "--unshare-ipc",
         "--unshare-pid",
         "--unshare-net",
@@ -175,6 +273,8 @@ def _bwrap_args(mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | 
         *_system_mounts(),
         "--clearenv",
     ]
+    if tmp_mb:  # a writable /tmp of bounded size: a tmpfs is memory, and unbounded it is a disk filler's
+        args += ["--size", str(tmp_mb * 2**20), "--perms", "1777", "--tmpfs", "/tmp"]
     if uid is None:  # not root: an unprivileged user namespace does the isolating
         args += ["--unshare-user"]
     made = {Path("/")}
@@ -201,18 +301,68 @@ def _bwrap_args(mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | 
     return args
 
 
-# Limits are set by a tiny trampoline that then execs the real command: preexec_fn is not safe
-# in a threaded parent (grading runs submissions in threads).
-_TRAMPOLINE = (
-    "import os, resource, sys\n"
-    "mem, cpu, fsize, nproc = (int(v) for v in sys.argv[1:5])\n"
-    "resource.setrlimit(resource.RLIMIT_AS, (mem * 2**20, mem * 2**20))\n"
-    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))\n"
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (fsize * 2**20, fsize * 2**20))\n"
-    "resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))\n"
-    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-    "os.execv(sys.argv[5], sys.argv[5:])\n"
-)
+# ----------------------------------------------------------------------------------------------
+# The trampoline: trusted code where the student's command will run, last step before it
+# ----------------------------------------------------------------------------------------------
+# A script, not preexec_fn (not safe in a threaded parent: grading runs submissions in threads). It
+# reports "ready" on the pipe SPEC["fd"] (close-on-exec: the command never holds it), or "ERR why".
+_TRAMPOLINE = r"""
+import errno, json, os, resource, sys
+spec = json.loads(sys.argv[1])
+fd = spec["fd"]
+os.set_inheritable(fd, False)
+def fail(why):
+    os.write(fd, b"ERR " + why.encode()[:1000])
+    sys.exit(125)
+try:
+    mem, cpu, fsize, nproc = spec["limits"]
+    resource.setrlimit(resource.RLIMIT_AS, (mem * 2**20, mem * 2**20))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize * 2**20, fsize * 2**20))
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    uid = spec.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid or os.getgroups():
+            fail("could not drop to uid %d" % uid)
+    if spec.get("seccomp"):
+        import seccomp as S
+        f = S.SyscallFilter(S.ALLOW)  # sets no_new_privs: no setuid binary gives root back
+        deny = S.ERRNO(errno.EPERM)
+        f.add_rule(deny, "socket", S.Arg(0, S.NE, 1))  # AF_UNIX only
+        for flag in (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080):
+            f.add_rule(deny, "clone", S.Arg(0, S.MASKED_EQ, flag, flag))  # CLONE_NEW*
+        f.add_rule(S.ERRNO(errno.ENOSYS), "clone3")  # its flags are out of reach: libc falls back to clone
+        for name in ("unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+                     "fsopen", "fsmount", "fspick", "mount_setattr", "ptrace", "process_vm_readv",
+                     "process_vm_writev", "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf",
+                     "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+                     "open_by_handle_at", "name_to_handle_at"):
+            f.add_rule(deny, name)
+        f.load()
+    os.chdir(spec["cwd"])
+    for p in spec["read"]:
+        if not os.access(p, os.R_OK | (os.X_OK if os.path.isdir(p) else 0)):
+            fail("the sandbox's user cannot read %s" % p)
+    for p in spec["write"]:
+        if not os.access(p, os.W_OK | os.X_OK):
+            fail("the sandbox's user cannot write %s" % p)
+    for p in spec["private"]:
+        if os.access(p, os.R_OK) or os.access(p, os.X_OK):
+            fail("the sandbox's user could read %s, which must stay private" % p)
+    if not os.access(sys.argv[2], os.X_OK):
+        fail("the sandbox's user cannot run %s" % sys.argv[2])
+except Exception as exc:
+    fail("%s: %s" % (type(exc).__name__, exc))
+os.write(fd, b"ready")
+try:
+    os.execv(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    fail("could not start %s: %s" % (sys.argv[2], exc))
+"""
 
 
 def _nproc_limit(limits: Limits, uid: int | None) -> int:
@@ -229,6 +379,144 @@ def _nproc_limit(limits: Limits, uid: int | None) -> int:
     return mine + limits.processes
 
 
+def _open_to(uid: int, paths: list[Path]) -> None:
+    """Let ``uid`` reach ``paths``: the directories above them that we made under the temp folder
+    (mkdtemp's 0700) get its group and the search bit only (it can open what it is told, not list)."""
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for path in paths:
+        for parent in Path(path).resolve().parents:
+            if parent == tmp or tmp not in parent.parents:
+                break
+            st = os.stat(parent)
+            if st.st_uid == os.geteuid() and not st.st_mode & stat.S_IXOTH:
+                os.chown(parent, -1, uid)
+                os.chmod(parent, stat.S_IMODE(st.st_mode) | stat.S_IXGRP)
+
+
+def _hand_over(top: Path, uid: int) -> None:
+    """Give the folder ``top`` and everything in it to ``uid``. Only a private folder of ours is
+    accepted: never a shared one (``/tmp`` itself, a sticky or world-writable folder), nor one that
+    holds the temp folder: handing ``/tmp`` to a sandbox uid once locked every root tool out of it."""
+    top = top.resolve()
+    st = os.stat(top)
+    tmp = Path(tempfile.gettempdir()).resolve()
+    if (
+        not stat.S_ISDIR(st.st_mode)
+        or st.st_uid != os.geteuid()
+        or st.st_mode & (stat.S_ISVTX | stat.S_IWOTH)
+        or top == tmp
+        or top in tmp.parents
+    ):
+        raise ValueError(f"refusing to give {top} to the sandbox: not a private folder of ours")
+    for folder, dirs, files in os.walk(top):  # os.walk never follows a symbolic link
+        os.chown(folder, uid, uid, follow_symlinks=False)
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
+
+
+def _retarget(value: str, mounts: list[Mount]) -> str:
+    """``value`` with a mount's target replaced by its source (no mount namespace: targets don't exist)."""
+    for m in mounts:
+        target, source = str(m.target or m.source), str(m.source)
+        if value == target or value.startswith(target + "/"):
+            return source + value[len(target) :]
+    return value
+
+
+def _start(
+    name: str,
+    argv: list[str],
+    limits: Limits,
+    mounts: list[Mount],
+    env: dict[str, str],
+    cwd: Path,
+    output: Path,
+    writable: list[Path],
+    tmp_mb: int | None = None,
+) -> Run:
+    """Run ``argv`` with backend ``name`` ("" for none); raise :class:`SandboxFailed` if it never started."""
+    uid = _sandbox_uid() if name == "uid-drop" or (name == "bwrap" and os.geteuid() == 0) else None
+    if uid is not None:
+        for top in writable:
+            _hand_over(Path(top), uid)
+    scratch = None
+    if name == "uid-drop":
+        # no private /tmp without a mount namespace: a scratch folder of its own stands for it (TMPDIR,
+        # and any variable set to /tmp); the host's /tmp stays reachable, see the module doc
+        scratch = Path(tempfile.mkdtemp(prefix="labkit-scratch-"))
+        _hand_over(scratch, uid)
+        argv = [_retarget(a, mounts) for a in argv]
+        env = {k: str(scratch) if v == "/tmp" else _retarget(v, mounts) for k, v in env.items()}
+        env.update({k: str(scratch) for k in ("TMPDIR", "TMP", "TEMP")})
+        cwd = Path(_retarget(str(cwd), mounts))
+        visible = [Mount(m.source, None, m.writable) for m in [*python_mounts(), *mounts, Mount(scratch, None, True)]]
+        _open_to(uid, [m.source for m in mounts] + [cwd])
+    elif name == "bwrap":
+        visible = [Mount(Path(m.target or m.source), None, m.writable) for m in [*python_mounts(), *mounts]]
+    else:  # no sandbox: the caller passes host paths, mounts mean nothing
+        visible = []
+    exe = argv[0] if os.path.isabs(argv[0]) else (shutil.which(argv[0]) or argv[0])
+    ready_r, ready_w = os.pipe()
+    spec = {
+        "fd": ready_w,
+        "limits": [limits.address_space_mb, limits.cpu, limits.file_mb, _nproc_limit(limits, uid)],
+        "uid": uid if name == "uid-drop" else None,  # bwrap: setpriv drops it
+        "seccomp": name == "uid-drop",
+        "cwd": str(cwd),
+        "read": [str(m.source) for m in visible if not m.writable],
+        "write": [str(m.source) for m in visible if m.writable],
+        "private": [str(p) for p in sorted(_private)],
+    }
+    trampoline = ["-I", "-c", _TRAMPOLINE, json.dumps(spec), exe, *argv[1:]]
+    if name == "bwrap":
+        cmd = _bwrap_args(mounts, env, cwd, uid, tmp_mb) + [sys.executable, *trampoline]
+        child_env = {"PATH": "/usr/bin:/bin"}
+    elif name == "uid-drop":
+        cmd, child_env = [SYSTEM_PYTHON, *trampoline], dict(env)
+    else:
+        cmd, child_env = [sys.executable, *trampoline], dict(env)
+    result = Run(None, 0.0, backend=name)
+    start = time.perf_counter()
+    try:
+        with open(output, "wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                env=child_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(ready_w,),
+            )
+            os.close(ready_w)
+            ready_w = -1
+            result.killed = _watch(proc, limits, result, start, uid if name == "uid-drop" else None)
+        kill_tree(proc.pid)
+        if name == "uid-drop":
+            kill_user(uid)
+            _sweep_shared(uid)
+        result.returncode = proc.returncode
+        result.seconds = time.perf_counter() - start
+        os.set_blocking(ready_r, False)
+        try:
+            report = os.read(ready_r, 2000).decode(errors="replace")
+        except BlockingIOError:
+            report = ""
+    finally:
+        os.close(ready_r)
+        if ready_w >= 0:
+            os.close(ready_w)
+        if scratch is not None:  # its uid's processes are gone: nothing can race the removal
+            shutil.rmtree(scratch, ignore_errors=True)
+    if report != "ready":
+        said = report.removeprefix("ready").removeprefix("ERR ").strip()
+        if not said:
+            with open(output, "rb") as log:
+                said = log.read(1000).decode(errors="replace").strip() or f"exit code {proc.returncode}"
+        raise SandboxFailed(name, said)
+    return result
+
+
 def run(
     argv: list[str],
     *,
@@ -237,61 +525,37 @@ def run(
     env: dict[str, str],
     cwd: Path,
     output: Path,
-    sandbox: bool = True,
+    sandbox: bool | str = True,
     writable: list[Path] = (),
+    tmp_mb: int | None = None,
 ) -> Run:
-    """Run ``argv`` under ``limits``, in bubblewrap when ``sandbox``; stdout and stderr go to ``output``.
+    """Run ``argv`` under ``limits`` in backend ``sandbox`` (True: the best one here, see :func:`backend`;
+    False or "": none); stdout and stderr go to ``output``.
 
     ``mounts`` are what the process may see besides the system and the Python environment;
     ``writable`` lists host directories it must be able to write (given to the sandbox's user).
-    ``env`` is its whole environment. Blocks until the process tree is gone.
+    ``env`` is its whole environment. Blocks until the process tree is gone. Raises
+    :class:`SandboxFailed` if the sandbox could not start the command (nothing of ``argv`` ran).
+    ``tmp_mb``: with bubblewrap, ``/tmp`` is a writable tmpfs of that many MB (the disk quota of a
+    box; default: an empty read-only one).
     """
-    uid = _sandbox_uid() if sandbox and os.geteuid() == 0 else None
-    if uid is not None:
-        for top in writable:
-            for path in [Path(top), *Path(top).rglob("*")]:
-                os.chown(path, uid, uid, follow_symlinks=False)
-    if sandbox:
-        cmd, child_env = _bwrap_args(mounts, env, cwd, uid) + list(argv), {"PATH": "/usr/bin:/bin"}
-    else:
-        cmd, child_env = list(argv), dict(env)
-    trampoline = [
-        sys.executable,
-        "-I",
-        "-c",
-        _TRAMPOLINE,
-        str(limits.address_space_mb),
-        str(limits.cpu),
-        str(limits.file_mb),
-        str(_nproc_limit(limits, uid)),
-        *([shutil.which(cmd[0]) or cmd[0]] if not os.path.isabs(cmd[0]) else [cmd[0]]),
-        *cmd[1:],
-    ]
-    result = Run(None, 0.0, sandboxed=sandbox)
-    if not sandbox:
-        result.notes.append(FALLBACK_WARNING)
-    start = time.perf_counter()
-    with open(output, "wb") as log:
-        proc = subprocess.Popen(
-            trampoline,
-            cwd=cwd if not sandbox else None,
-            env=child_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        result.killed = _watch(proc, limits, result, start)
-    kill_tree(proc.pid)
-    result.returncode = proc.returncode
-    result.seconds = time.perf_counter() - start
+    name = backend("require") if sandbox is True else (sandbox or "")
+    if name not in ("", *BACKENDS):
+        raise ValueError(f"sandbox must be a bool or one of {BACKENDS}; got {sandbox!r}")
+    result = _start(name, list(argv), limits, mounts, env, Path(cwd), Path(output), list(writable), tmp_mb)
+    note = backend_note(name)
+    if note:
+        result.notes.insert(0, note)
+    if tmp_mb and name == "uid-drop":  # no mount namespace, so no bounded tmpfs: say so
+        result.notes.append(f"no disk quota under the uid-drop sandbox (only {limits.file_mb} MB per file)")
     return result
 
 
-def _watch(proc: subprocess.Popen, limits: Limits, result: Run, start: float) -> str:
+def _watch(proc: subprocess.Popen, limits: Limits, result: Run, start: float, uid: int | None) -> str:
     """Wait for ``proc``, enforcing the wall-clock limit, the resident memory of its process tree (a
     tree over the limit loses its biggest process: in a notebook, the kernel, which costs the running
-    cell only) and the number of processes in it (a fork bomb loses the whole tree)."""
+    cell only) and the number of processes in it (a fork bomb loses the whole tree). With ``uid``,
+    every process of that uid counts as the tree's (one that left the tree included)."""
     import psutil
 
     killed = ""
@@ -303,14 +567,16 @@ def _watch(proc: subprocess.Popen, limits: Limits, result: Run, start: float) ->
         try:
             root = psutil.Process(proc.pid)
             tree = [root, *root.children(recursive=True)]
-            rss = {}
-            for p in tree:
-                try:
-                    rss[p] = p.memory_info().rss
-                except psutil.Error:
-                    pass
         except psutil.Error:
-            tree, rss = [], {}
+            tree = []
+        if uid is not None:
+            tree += [p for p in _processes_of(uid) if p not in tree]
+        rss = {}
+        for p in tree:
+            try:
+                rss[p] = p.memory_info().rss
+            except psutil.Error:
+                pass
         if len(tree) > limits.processes:
             kill_tree(proc.pid)
             result.notes.append(f"started more than {limits.processes} processes: all were killed")
@@ -331,6 +597,51 @@ def _watch(proc: subprocess.Popen, limits: Limits, result: Run, start: float) ->
         except subprocess.TimeoutExpired:
             pass
     return killed
+
+
+def _processes_of(uid: int) -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and uid in p.info["uids"]]
+
+
+def kill_user(uid: int) -> None:
+    """Kill every process of ``uid`` (a uid-drop sandbox's: one that left the tree, or a daemon)."""
+    import psutil
+
+    for _ in range(3):  # a process may fork while we kill: go again until none is left
+        procs = _processes_of(uid)
+        if not procs:
+            return
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(procs, timeout=1)
+
+
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable on every Linux: reachable under uid-drop
+
+
+def _sweep_shared(uid: int) -> None:
+    """Remove what ``uid`` (a finished uid-drop sandbox's, its processes gone) left at the top of the
+    host's world-writable folders; only entries it owns, never followed through a symbolic link."""
+    for shared in SHARED_FOLDERS:
+        try:
+            entries = list(os.scandir(shared))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)  # fd-based on Linux: follows no link inside
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def kill_tree(pid: int) -> None:
