@@ -453,8 +453,9 @@ def lab2(tmp_path_factory):
     course = build.build_course(tmp_path_factory.mktemp("lab2") / "course", [LABS[2]])
     lines = (SOLUTIONS / "labkit" / "adversarial.py").read_text().splitlines(keepends=True)
     honest = "".join(line for line in lines if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-    wipe = CTYPES_WIPE_HEAD.replace("<course>", str(course))
-    for student, module in {"honest": honest, "liar": honest + LIAR_MODULE, "wiper": wipe + honest}.items():
+    future, _, body = honest.partition("from __future__ import annotations\n")  # it must stay first
+    wiper = future + "from __future__ import annotations\n" + CTYPES_WIPE_HEAD.replace("<course>", str(course)) + body
+    for student, module in {"honest": honest, "liar": honest + LIAR_MODULE, "wiper": wiper}.items():
         dest = course / "submitted" / student / "lab2"
         shutil.copytree(course / "release" / "lab2", dest)
         (dest / "labkit" / "adversarial.py").write_text(module)
@@ -474,5 +475,7 @@ def test_lab2_end_to_end_honest_full_marks_cheats_caught(lab2):
     assert not liar.verdicts["fgsm"].passed and liar.verdicts["pgd"].passed
     assert table.loc["liar", "test_fgsm"] == 0 and table.loc["liar", "auto_total"] == 6
     assert table.loc["wiper", "status"] == "flagged" and table.loc["wiper", "auto_total"] == 0
+    wiper = {o.student: o for o in table.attrs["outcomes"]}["wiper"]
+    assert all(v.passed for v in wiper.verdicts.values())  # the judge passes it: the flag alone holds it at 0
     with sqlite3.connect(course / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
