@@ -60,8 +60,9 @@ CONFIDENCE = 0.95
 #: largest budget tried at which every seed's D_det (0-4) passes the fair judge at 1 and at 2 threads (1.5 and
 #: 1.6 fail seed 0 at 2 threads; 1.75 fails seed 2 at 1 thread; 3 sources fail at every eps from 1.5 to 2.0).
 #: Within that budget D_det does not rise above chance on the digits (5 seeds: mean 8.2% at 1 thread, 5.2%
-#: at 2); D_rand does (mean 45% and 54%, though the judge flags 2-3 of its 5 seeds). More PGD steps, shorter or gentler fresh training, and keeping only
-#: the successful attacks did not change that under the judge (benchmarks/lab5_exploration.md, fourth pass).
+#: at 2); D_rand does (mean 45% and 54%, though the judge flags 2-3 of its 5 seeds). More PGD steps,
+#: shorter or gentler fresh training, and keeping only the successful attacks did not change that under
+#: the judge (benchmarks/lab5_exploration.md, fourth pass).
 DEFAULTS = {
     "digits": dict(
         model="small_cnn",
