@@ -25,7 +25,12 @@ from pathlib import Path
 from labkit.labs import LABS
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = {**{str(n): lab.module for n, lab in LABS.items()}, "grading": "grading"}
+SUITES = {
+    **{str(n): lab.module for n, lab in LABS.items()},
+    "grading": "grading",
+    "binder": "binder",
+    "gradescope": "gradescope",
+}
 
 
 def machine() -> str:
