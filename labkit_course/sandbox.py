@@ -587,8 +587,8 @@ def _watch(proc: subprocess.Popen, limits: Limits, result: Run, start: float, ui
                 biggest.kill()
                 killed = "memory"
                 result.notes.append(
-                    f"a process used {rss[biggest] / 2**20:.0f} MB, over the memory limit "
-                    f"of {limits.memory_mb} MB: it was killed"
+                    f"its processes used {sum(rss.values()) / 2**20:.0f} MB together, over the memory limit "
+                    f"of {limits.memory_mb} MB: the largest ({rss[biggest] / 2**20:.0f} MB) was killed"
                 )
             except psutil.Error:
                 pass
