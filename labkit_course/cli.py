@@ -46,7 +46,7 @@ def cmd_sync(args) -> int:
     for path in stale:
         print(f"{'stale' if args.check else 'wrote'}: {path.relative_to(REPO)}")
     if args.check and stale:
-        print("student files are out of date with solutions/: run `labkit sync`", file=sys.stderr)
+        print("student files are out of date with solutions/: run `labkit-course sync`", file=sys.stderr)
         return 1
     if not stale:
         print("student files are in sync with solutions/")
@@ -99,7 +99,7 @@ def cmd_course(args) -> int:
         )
     print(
         "next: `cd` there and use nbgrader (release_assignment / collect or zip_collect), "
-        "then `labkit grade` (see docs/instructors.md)"
+        "then `labkit-course grade` (see docs/instructors.md)"
     )
     return 0
 

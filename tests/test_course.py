@@ -8,7 +8,7 @@ from labkit_course import notebooks, repo, sync
 
 def test_student_files_are_in_sync_with_solutions():
     stale = sync.sync(check=True)
-    assert not stale, f"run `labkit sync`: stale {[str(p.relative_to(repo.REPO)) for p in stale]}"
+    assert not stale, f"run `labkit-course sync`: stale {[str(p.relative_to(repo.REPO)) for p in stale]}"
 
 
 def test_every_lab_is_complete():
