@@ -242,6 +242,21 @@ def test_other_labs_zip_perfect_and_stub(gs, n):
     assert _scores(stub) == {e: 0.0 for e in points}
 
 
+@pytest.mark.parametrize("sample", ["honest", "garbage", "json_dump"])
+@pytest.mark.slow
+@GRADES
+def test_lab2_judge_attacks_get_their_exact_grade_on_the_zip(gs, sample):
+    """Issue 20's attacks on the judge, graded as Gradescope grades them (the nbgrader path:
+    tests/test_judge_attacks.py): garbage earns nothing, forged results (json_dump, flagged) earn
+    nothing and break nothing, the honest module gets full marks. The timer samples cost minutes
+    with the zip's real 60 s per-call timeouts: they are judged in test_judge_attacks only."""
+    from tests.grading_samples import judge_attacks
+
+    points = _points(gs, 2)
+    results, _ = gs.grade(2, judge_attacks.source(sample), "all", sample)
+    assert _scores(results) == (points if sample == "honest" else dict.fromkeys(points, 0.0)), results
+
+
 @EMULATED
 @pytest.mark.slow
 @GRADES
