@@ -472,6 +472,7 @@ def test_lab2_end_to_end_honest_full_marks_cheats_caught(lab2):
     executed = (course / "autograded" / "honest" / "lab2" / f"{LABS[2].notebook}.ipynb").read_text()
     assert "image/png" in executed and "Fontconfig" not in executed and "joblib will operate" not in executed
     liar = {o.student: o for o in table.attrs["outcomes"]}["liar"]
+    assert "fgsm" in liar.verdicts, table.loc["liar"].to_dict()  # judged, or why not
     assert not liar.verdicts["fgsm"].passed and liar.verdicts["pgd"].passed
     assert table.loc["liar", "test_fgsm"] == 0 and table.loc["liar", "auto_total"] == 6
     assert table.loc["wiper", "status"] == "flagged" and table.loc["wiper", "auto_total"] == 0
