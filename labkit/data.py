@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labkit.models import NetworkRequired, offline
+from labkit.runtime import NetworkRequired, offline
 
 
 def _package_file(package: str, relative: str) -> Path | None:

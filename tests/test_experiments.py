@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from labkit import data, experiments, models
+from labkit.runtime import NetworkRequired
 from labkit_course.repo import load_reference
 
 
@@ -202,7 +203,7 @@ def test_load_dataset_digits_at_the_default_size():
 
 def test_cifar10_offline_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
-    with pytest.raises(models.NetworkRequired, match="CIFAR-10"):
+    with pytest.raises(NetworkRequired, match="CIFAR-10"):
         experiments.run_experiment("cifar10", "det", root=str(tmp_path), verbose=False)
 
 

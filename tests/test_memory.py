@@ -61,14 +61,14 @@ def test_trim_memory_after_each_cell_registers_once():
     """Re-running a set-up cell keeps one hook; each cell's end hands freed memory back (glibc)."""
     code = (
         "from IPython.core.interactiveshell import InteractiveShell\n"
-        "from labkit import models\n"
+        "from labkit import runtime\n"
         "shell = InteractiveShell.instance()\n"
         "for _ in range(3):\n"
-        "    shell.run_cell('from labkit.models import trim_memory_after_each_cell; trim_memory_after_each_cell()')\n"
+        "    shell.run_cell('from labkit.runtime import trim_memory_after_each_cell; trim_memory_after_each_cell()')\n"
         "hooks = [c for c in shell.events.callbacks['post_run_cell'] if c.__name__ == '_labkit_trim_memory']\n"
         "assert len(hooks) == 1, hooks\n"
         "assert shell.run_cell('x = [bytearray(1 << 20) for _ in range(50)]; del x').success\n"
-        "print(models.trim_memory())\n"
+        "print(runtime.trim_memory())\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

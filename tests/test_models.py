@@ -1,11 +1,11 @@
-"""labkit.models: the offline EfficientNets, the online-only torchvision models, class names."""
+"""labkit.models: the offline EfficientNets, the online-only torchvision models, class names; runtime threads."""
 
 import urllib.error
 
 import pytest
 import torch
 
-from labkit import models
+from labkit import models, runtime
 from labkit.check.toys import assert_close, images, record_forwards, tiny_linear
 from labkit.data import sample_image
 
@@ -35,7 +35,7 @@ def test_other_offline_models_load_and_predict(name):
 
 def test_torchvision_models_say_they_need_the_network(monkeypatch):
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
-    with pytest.raises(models.NetworkRequired, match="network.*efficientnet_lite0"):
+    with pytest.raises(runtime.NetworkRequired, match="network.*efficientnet_lite0"):
         models.load_model("resnet18")
 
 
@@ -49,7 +49,7 @@ def test_a_failed_download_becomes_a_clear_error(monkeypatch):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr(tvm, "squeezenet1_1", no_network)
-    with pytest.raises(models.NetworkRequired, match="squeezenet1_1 downloads its weights.*efficientnet_lite0"):
+    with pytest.raises(runtime.NetworkRequired, match="squeezenet1_1 downloads its weights.*efficientnet_lite0"):
         models.load_model("squeezenet1_1")
 
 
@@ -113,13 +113,13 @@ def test_set_threads_obeys_the_autograders_cap(monkeypatch):
     saved = torch.get_num_threads()
     try:
         monkeypatch.delenv("LABKIT_THREADS", raising=False)
-        assert models.set_threads(2) == 2 and torch.get_num_threads() == 2
+        assert runtime.set_threads(2) == 2 and torch.get_num_threads() == 2
         monkeypatch.setenv("LABKIT_THREADS", "1")
-        assert models.set_threads(2) == 1 and torch.get_num_threads() == 1
+        assert runtime.set_threads(2) == 1 and torch.get_num_threads() == 1
         assert all(pool["num_threads"] == 1 for pool in threadpool_info())
         for bad in (0, -1, 1.5, True, "2"):
             with pytest.raises(ValueError, match="positive int"):
-                models.set_threads(bad)
+                runtime.set_threads(bad)
     finally:
         torch.set_num_threads(saved)
 
