@@ -33,8 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from labkit import data, models, validate
-
-MODES = ("det", "rand")
+from labkit.relabel import MODES
 
 #: The judges' verdict: a perturbed set is imperceptible when, for every judge, (keep test) the judge
 #: still gives the original label for at least ``JUDGE_MIN_KEEP`` of its clean accuracy, and (target
@@ -53,22 +52,18 @@ CONFIDENCE = 0.95
 #: ``batch_size`` train the source model(s); their ``transfer_`` twins train the fresh model on D_det / D_rand
 #: (``None``: the source's value; see :func:`training_recipe`). ``sources`` > 1 makes the attacked source an
 #: :class:`labkit.models.Ensemble` of that many models (see :func:`train_source`).
-#: Digits (every setting tried: benchmarks/lab5_exploration.md; per-seed results: benchmarks/RESULTS.md):
-#: upsampled to 16x16, eps 1.4 is a median |delta|/|x| of about 11%. A briefly trained source (10 epochs,
-#: 88-92% clean) gives perturbations that transfer far better than one trained to 95-99%, and the fresh model
-#: needs a gentler recipe (at lr 0.1 in batches of 32 it often stays at chance on D_det). eps 1.4 is the
-#: largest budget tried at which every seed's D_det (0-4) passes the fair judge at 1 and at 2 threads (1.5 and
-#: 1.6 fail seed 0 at 2 threads; 1.75 fails seed 2 at 1 thread; 3 sources fail at every eps from 1.5 to 2.0).
-#: Within that budget D_det does not rise above chance on the digits (5 seeds: mean 8.2% at 1 thread, 5.2%
-#: at 2); D_rand does (mean 45% and 54%, though the judge flags 2-3 of its 5 seeds). More PGD steps,
-#: shorter or gentler fresh training, and keeping only the successful attacks did not change that under
-#: the judge (benchmarks/lab5_exploration.md, fourth pass).
+#: Digits (8x8 scans upsampled to 16x16): why these values, and every setting tried, are in
+#: benchmarks/lab5_exploration.md; the measured figures (per seed, at 1 and 2 threads) in benchmarks/RESULTS.md.
+#: In short: a briefly trained source gives perturbations that transfer far better than a fully trained one;
+#: the fresh model needs a gentler recipe (at lr 0.1 in batches of 32 it often stays at chance on D_det); eps
+#: 1.4 is the largest budget tried at which every seed's D_det passes the fair judge at 1 and at 2 threads,
+#: and within it D_det does not rise above chance on the digits while D_rand does.
 DEFAULTS = {
     "digits": dict(
         model="small_cnn",
         width=16,
         size=16,  # 8x8 scans upsampled to 16x16; the judge sees the same pixels
-        sources=1,  # 3: attack an Ensemble of 3 (more transfer, and more visible: see above)
+        sources=1,  # 3: attack an Ensemble of 3 (more transfer, and more visible: see train_source)
         epochs=10,  # the source model
         lr=0.1,
         batch_size=32,
@@ -108,26 +103,6 @@ DEFAULTS = {
         root="~/.cache/labkit/cifar10",
     ),
 }
-
-
-def lab2_pgd():
-    """Lab 2's ``pgd`` (``labkit.adversarial.pgd``, the student's own), looked up at call time.
-
-    ``make_adversarial_dataset`` calls it; if Lab 2's ``pgd`` is not done yet, the call
-    stops with a clear message instead of a NotImplementedError from Lab 5.
-    """
-    pgd = importlib.import_module("labkit.adversarial").pgd
-
-    def call(*args, **kwargs):
-        try:
-            return pgd(*args, **kwargs)
-        except NotImplementedError as exc:
-            raise RuntimeError(
-                "make_adversarial_dataset() uses pgd() from Lab 2, which is not implemented "
-                "yet: finish pgd() in labkit/adversarial.py first"
-            ) from exc
-
-    return call
 
 
 def load_dataset(dataset: str, size: int = 8, root="~/.cache/labkit/cifar10", train_limit=None, test_limit=None):

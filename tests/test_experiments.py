@@ -4,13 +4,18 @@ The pipeline always runs on the *reference* exercises (and Lab 2's reference pgd
 tests check the machinery, whatever the student's file holds. Tiny images and models, seconds.
 """
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from labkit import data, experiments, models
+from labkit import data, experiments, models, relabel
 from labkit.runtime import NetworkRequired
 from labkit_course.repo import load_reference
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +234,24 @@ def test_missing_lab2_gives_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(labkit.adversarial, "pgd", stub)
     with pytest.raises(RuntimeError, match="Lab 2"):
-        experiments.lab2_pgd()(torch.nn.Identity(), torch.rand(2, 3, 4, 4), 0, eps=0.1, step_size=0.1, steps=1)
+        relabel.lab2_pgd()(torch.nn.Identity(), torch.rand(2, 3, 4, 4), 0, eps=0.1, step_size=0.1, steps=1)
+
+
+@pytest.mark.parametrize(
+    "path", ["solutions/labkit/robust_features.py", "labkit/robust_features.py", "labkit/relabel.py"]
+)
+def test_no_import_cycle(path):
+    """The pipeline imports the exercise module at call time; nothing it imports may import the pipeline back."""
+    tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {
+        f"labkit.{a.name}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "labkit"
+        for a in n.names
+    }
+    assert "labkit.experiments" not in imported
 
 
 # --------------------------------------------------------------------------

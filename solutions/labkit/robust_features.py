@@ -16,7 +16,9 @@ Four exercises:
 
 Not here: the lab's data, models, defaults, the whole experiment and the
 perceptibility judge live in :mod:`labkit.experiments`, whose pipeline runs
-your ``train_classifier``, ``evaluate`` and ``make_adversarial_dataset``.
+your ``train_classifier``, ``evaluate`` and ``make_adversarial_dataset``
+(looked up when it runs: this module does not import it). The modes and Lab 2's
+``pgd`` come from :mod:`labkit.relabel`.
 
 Conventions: images are float tensors (N,3,H,W) in [0,1]; models normalize
 inside and return logits.
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from labkit import data, validate
-from labkit.experiments import MODES, lab2_pgd
+from labkit.relabel import MODES, lab2_pgd
 
 
 def make_adversarial_dataset(
