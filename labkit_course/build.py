@@ -8,7 +8,8 @@ Steps of :func:`build_course`:
    ``labkit`` package, every exercise module in its *student* version: nbgrader copies ``.py`` files
    verbatim, so no solution ever reaches ``release/``.
 2. ``.labkit/`` (mode 0700, never released): the course secret (per-student seeds), ``course.json``
-   (the labs, and which exercises each autograded test cell stands for), and the judge's material:
+   (the labs, and which exercises each autograded test cell stands for: the cell metadata
+   ``labkit-course sync`` wrote), and the judge's material:
    ``judge/reference/<module>.py`` and ``judge/hidden/<module>.py``.
 3. ``nbgrader_config.py``: the student's exercise module is not overwritten by autograding; every
    other file is restored from ``source/``; plain ``nbgrader autograde`` is refused (it would run
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -31,7 +31,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from labkit.labs import Lab
+from labkit.labs import Lab, lab_number
 
 COURSE_ID = "labkit"
 META_DIR = ".labkit"
@@ -90,34 +90,6 @@ def nbgrader_config(course_id: str, exclude: dict, cell_timeout: int, execute: s
     return CONFIG_TEMPLATE.format(course_id=course_id, exclude=exclude, cell_timeout=int(cell_timeout), execute=execute)
 
 
-def _exercise_modules(repo: Path) -> list[str]:
-    return sorted(p.stem for p in (repo / "solutions" / "labkit").glob("*.py"))
-
-
-def _labs_available(repo: Path) -> list[Lab]:
-    from labkit.labs import LABS
-
-    return [
-        lab
-        for lab in LABS.values()
-        if (repo / "solutions" / "labkit" / f"{lab.module}.py").exists()
-        and (repo / "solutions" / "notebooks" / f"{lab.notebook}.ipynb").exists()
-    ]
-
-
-def test_cell_exercises(notebook, exercises: list[str]) -> dict[str, list[str]]:
-    """grade_id -> the exercises an autograded test cell stands for: those whose public check it calls
-    (``check.<module>.<exercise>()``, or ``<alias>.<exercise>()``)."""
-    from nbgrader.utils import is_grade, is_solution
-
-    cells = {}
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell):
-            called = [n for n in exercises if re.search(rf"\.{n}\(\s*\)", cell.source)]
-            cells[cell.metadata.nbgrader["grade_id"]] = called
-    return cells
-
-
 def build_course(
     dest: Path,
     labs: list[Lab] | None = None,
@@ -130,15 +102,12 @@ def build_course(
     """Write an nbgrader course for ``labs`` (default: every available lab) in ``dest``; see the module doc."""
     import nbformat
 
-    from labkit_course.judge import hidden_tests
-    from labkit_course.repo import REPO
-    from labkit_course.sync import clean_solved_notebook, stub_source
+    from labkit_course.repo import REPO, available_labs
+    from labkit_course.sync import cell_exercises, clean_solved_notebook, student_package
 
     repo = Path(REPO if repo is None else repo)
     dest = Path(dest).resolve()
-    labs = _labs_available(repo) if labs is None else list(labs)
-    if not labs:
-        raise ValueError(f"no lab to build: {repo / 'solutions'} has no solution module with its solved notebook")
+    labs = available_labs(repo) if labs is None else list(labs)
     meta = dest / META_DIR
     for folder in (meta, meta / "judge" / "reference", meta / "judge" / "hidden"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -150,7 +119,6 @@ def build_course(
     info_path = meta / "course.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {"labs": {}}
 
-    modules = _exercise_modules(repo)
     for lab in labs:
         aid = assignment_id(lab)
         src = dest / "source" / aid
@@ -159,17 +127,10 @@ def build_course(
         src.mkdir(parents=True)
         solved = nbformat.read(repo / "solutions" / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
         nbformat.write(clean_solved_notebook(solved), src / f"{lab.notebook}.ipynb")
-        shutil.copytree(
-            repo / "labkit", src / "labkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-        )
-        for module in modules:  # never ship a solution, whatever labkit/ holds
-            text = (repo / "solutions" / "labkit" / f"{module}.py").read_text(encoding="utf-8")
-            (src / "labkit" / f"{module}.py").write_text(stub_source(text, module), encoding="utf-8")
+        student_package(repo, src / "labkit")
         shutil.copy(repo / "solutions" / "labkit" / f"{lab.module}.py", meta / "judge" / "reference")
-        hidden_src = repo / "labkit_course" / "hidden" / f"{lab.module}.py"
-        shutil.copy(hidden_src, meta / "judge" / "hidden")
-        exercises = list(hidden_tests(lab.module, hidden_src.parent).EXERCISES)
-        info["labs"][aid] = {**asdict(lab), "cells": test_cell_exercises(solved, exercises)}
+        shutil.copy(repo / "labkit_course" / "hidden" / f"{lab.module}.py", meta / "judge" / "hidden")
+        info["labs"][aid] = {**asdict(lab), "cells": cell_exercises(solved)}
 
     exclude = {aid: [f"labkit/{lab['module']}.py"] for aid, lab in sorted(info["labs"].items())}
     (dest / "nbgrader_config.py").write_text(nbgrader_config(course_id, exclude, cell_timeout) + COURSE_ONLY_CONFIG)
@@ -195,13 +156,13 @@ def course_labs(course: Path) -> dict[str, Lab]:
 
 
 def lab_in_course(course: Path, lab: int | str | Lab) -> tuple[str, Lab]:
-    labs = course_labs(course)
-    if isinstance(lab, Lab):
-        lab = lab.number
-    aid = lab if isinstance(lab, str) and lab in labs else f"lab{lab}"
-    if aid not in labs:
-        raise ValueError(f"lab {lab!r} is not in the course {course}; it has {', '.join(sorted(labs))}")
-    return aid, labs[aid]
+    """``lab`` (a number, ``lab<N>`` or a Lab) as built into ``course``: its assignment id and Lab."""
+    labs = {lab_number(aid): (aid, built) for aid, built in course_labs(course).items()}
+    try:
+        return labs[lab_number(lab)]
+    except (ValueError, KeyError):
+        have = ", ".join(aid for aid, _ in labs.values())
+        raise ValueError(f"lab {lab!r} is not in the course {course}; it has {have}") from None
 
 
 def ensure_bin_on_path() -> None:

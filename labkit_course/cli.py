@@ -23,19 +23,14 @@ from pathlib import Path
 
 
 def _labs(text: str | None):
-    from labkit.labs import LABS
+    """The labs ``--labs`` names (default: every lab); SystemExit with the reason otherwise."""
+    from labkit.labs import parse_labs
     from labkit_course.repo import available_labs
 
-    if not text:
-        return available_labs()
     try:
-        numbers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SystemExit(f"--labs takes comma-separated lab numbers, e.g. 1,3; got {text!r}") from None
-    unknown = [n for n in numbers if n not in LABS]
-    if unknown:
-        raise SystemExit(f"no lab {unknown}; labs are {sorted(LABS)}")
-    return [LABS[n] for n in numbers]
+        return parse_labs(text) if text else available_labs()
+    except ValueError as exc:
+        raise SystemExit(f"--labs: {exc}") from None
 
 
 def cmd_sync(args) -> int:
@@ -87,8 +82,6 @@ def cmd_course(args) -> int:
     from labkit_course.build import assignment_id, build_course
 
     labs = _labs(args.labs)
-    if not labs:
-        raise SystemExit("no lab is available yet: solutions/ has no lab with both its module and notebook")
     course = build_course(Path(args.dir), labs, generate=not args.no_generate, cell_timeout=args.cell_timeout)
     print(f"course written to {course}")
     for lab in labs:
@@ -107,12 +100,16 @@ def cmd_course(args) -> int:
 def cmd_grade(args) -> int:
     import pandas as pd
 
+    from labkit.labs import lab_number
     from labkit_course.grading import grade
     from labkit_course.sandbox import Limits, SandboxUnavailable
 
     limits = Limits(cell_timeout=args.cell_timeout, wall_timeout=args.timeout, memory_mb=args.memory_mb)
     students = [s for s in args.students.split(",") if s] if args.students else None
-    lab = int(args.lab) if args.lab.isdigit() else args.lab.removeprefix("lab")
+    try:
+        lab = lab_number(args.lab)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     try:
         table = grade(
             Path(args.course),
@@ -139,20 +136,22 @@ def cmd_grade(args) -> int:
     if args.csv:
         table.to_csv(args.csv)
         print(f"summary written to {args.csv}")
-    print(f"summary also in {Path(args.course) / 'reports' / ('lab' + str(lab) + '.csv')}")
+    print(f"summary also in {Path(args.course) / 'reports' / f'lab{lab}.csv'}")
     counts = table["status"].value_counts().to_dict()
     print("\n" + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     return 0
 
 
 def cmd_gradescope(args) -> int:
-    from labkit.labs import LABS
+    from labkit.labs import get_lab
     from labkit_course import gradescope
 
     if args.action == "build":
-        if not args.lab.isdigit() or int(args.lab) not in LABS:
-            raise SystemExit(f"no lab {args.lab!r}; labs are {sorted(LABS)}")
-        out = gradescope.build_zip(int(args.lab), Path(args.out), sandbox_mode=args.sandbox)
+        try:
+            lab = get_lab(args.lab)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        out = gradescope.build_zip(lab, Path(args.out), sandbox_mode=args.sandbox)
         print(f"Gradescope autograder for lab {args.lab} written to {out}: upload it as the assignment's autograder")
         return 0
     results = gradescope.run_autograder(Path(args.root), sandbox_mode=args.sandbox)

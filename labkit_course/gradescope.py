@@ -35,7 +35,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from labkit.labs import LABS, Lab
+from labkit.labs import Lab, get_lab
 
 # Pinned: the CPU build Gradescope installs, and the torchvision made for it.
 TORCH, TORCHVISION = "torch==2.13.0+cpu", "torchvision==0.28.0"
@@ -84,18 +84,16 @@ def exercise_points(lab: Lab, repo: Path) -> dict[str, float]:
     """Points per exercise: each autograded test cell's points, shared by the exercises it checks."""
     import nbformat
 
-    from labkit_course.build import test_cell_exercises
-    from labkit_course.judge import hidden_tests
+    from labkit_course.sync import cell_exercises
 
     solved = nbformat.read(repo / "solutions" / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
-    exercises = list(hidden_tests(lab.module, repo / "labkit_course" / "hidden").EXERCISES)
     cell_points = {
         c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader.get("points", 0))
         for c in solved.cells
         if "nbgrader" in c.metadata
     }
     points: dict[str, float] = {}
-    for gid, called in test_cell_exercises(solved, exercises).items():
+    for gid, called in cell_exercises(solved).items():
         for name in called:
             points[name] = points.get(name, 0.0) + cell_points[gid] / len(called)
     return points
@@ -109,22 +107,19 @@ def build_zip(
     ``sandbox_mode="fallback"`` makes a zip that grades even where no sandbox works (neither
     bubblewrap nor, as root, the uid-drop sandbox), with resource limits only, and says so in every result."""
     from labkit_course.repo import REPO
-    from labkit_course.sync import stub_source
+    from labkit_course.sync import student_package
 
     repo = Path(REPO if repo is None else repo)
-    lab = LABS[lab] if isinstance(lab, int) else lab
+    lab = lab if isinstance(lab, Lab) else get_lab(lab)
     out = Path(out).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "autograder"
         skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
         project = tree / "project"
-        shutil.copytree(repo / "labkit", project / "labkit", ignore=skip)
+        student_package(repo, project / "labkit")
         # the tools (always ours), without the hidden tests: the sandbox can read what is installed
         shutil.copytree(REPO / "labkit_course", project / "labkit_course", ignore=skip)
         shutil.rmtree(project / "labkit_course" / "hidden")
-        for module in (p.stem for p in (repo / "solutions" / "labkit").glob("*.py")):  # no solutions in labkit
-            text = (repo / "solutions" / "labkit" / f"{module}.py").read_text(encoding="utf-8")
-            (project / "labkit" / f"{module}.py").write_text(stub_source(text, module), encoding="utf-8")
         pyproject = (REPO / "pyproject.toml").read_text()
         if ', "labkit_course.hidden"]' not in pyproject:
             raise RuntimeError("pyproject.toml's package list changed: update build_zip's hidden-test exclusion")
@@ -219,6 +214,7 @@ def _for_instructors(text: str, graded: bool = False) -> dict:
 
 def _grade(root: Path, sandbox_mode: str) -> dict:
     from labkit_course import sandbox
+    from labkit_course.build import assignment_id
     from labkit_course.grading import student_seed
     from labkit_course.judge import judge
 
@@ -237,7 +233,7 @@ def _grade(root: Path, sandbox_mode: str) -> dict:
     judgement = judge(
         lab.module,
         student_file,
-        student_seed((lab_dir / "secret").read_text().strip(), f"lab{lab.number}", _student_id(root)),
+        student_seed((lab_dir / "secret").read_text().strip(), assignment_id(lab), _student_id(root)),
         labkit_dir=lab_dir / "labkit",
         hidden_dir=lab_dir / "hidden",
         reference_dir=lab_dir / "reference",

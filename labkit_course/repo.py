@@ -18,14 +18,35 @@ REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 
 
-def available_labs() -> list[Lab]:
-    """The labs whose reference module and solved notebook both exist."""
+def pieces(lab: Lab) -> list[str]:
+    """The files a maintainer writes for ``lab``, relative to the repository (CONTRIBUTING's "Adding a lab");
+    ``labkit-course sync`` generates the student module and notebook from them."""
     return [
-        lab
-        for lab in LABS.values()
-        if (SOLUTIONS / "labkit" / f"{lab.module}.py").exists()
-        and (SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb").exists()
+        f"solutions/labkit/{lab.module}.py",
+        f"labkit/check/{lab.module}.py",
+        f"labkit_course/hidden/{lab.module}.py",
+        f"solutions/notebooks/{lab.notebook}.ipynb",
+        f"tests/test_{lab.module}.py",
     ]
+
+
+def missing_pieces(repo: Path = REPO) -> list[str]:
+    """What the registry's labs lack in ``repo``, one line each: ``lab 6: no labkit_course/hidden/foo.py``."""
+    return [
+        f"lab {lab.number}: no {piece}"
+        for lab in LABS.values()
+        for piece in pieces(lab)
+        if not (repo / piece).is_file()
+    ]
+
+
+def available_labs(repo: Path = REPO) -> list[Lab]:
+    """Every lab of :data:`labkit.labs.LABS`, in order. A half-added lab is never dropped: ValueError
+    names each missing piece (:func:`missing_pieces`)."""
+    missing = missing_pieces(Path(repo))
+    if missing:
+        raise ValueError('a lab is not complete (CONTRIBUTING.md, "Adding a lab"):\n' + "\n".join(missing))
+    return list(LABS.values())
 
 
 _LOAD_LOCK = threading.Lock()

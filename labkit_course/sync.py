@@ -2,9 +2,12 @@
 
 * ``labkit/<module>.py``: each marked body becomes a friendly ``NotImplementedError``;
 * ``notebooks/<lab>.ipynb``: solutions and outputs are removed by nbgrader's own preprocessors,
-  exactly as ``nbgrader generate_assignment`` would.
+  exactly as ``nbgrader generate_assignment`` would;
+* in ``solutions/notebooks/<lab>.ipynb`` itself, each autograded test cell's exercises (cell metadata
+  ``labkit.exercises``), which the course build and the Gradescope zip score it by.
 
 ``sync()`` writes them, ``sync(check=True)`` reports stale ones (the test suite runs it).
+:func:`student_package` is the student's ``labkit`` package every course build and zip ships.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -29,6 +33,11 @@ STUDENT_HEADER = (
     "# NotImplementedError; the docstrings say exactly what to return.\n"
     "# Save (Ctrl+S) and re-run the notebook's check cell, or check them all from a\n"
     "# terminal: python -m labkit.check {module}\n"
+    # the course's linter reads these instead of a per-file list in pyproject.toml: the validation before
+    # each "YOUR CODE HERE" binds names only the solution uses, and the layout is the solution's
+    "# (for the course's linter: this file is generated, in the solutions' layout)\n"
+    "# ruff: noqa: F401, F841\n"
+    "# fmt: off\n"
 )
 
 
@@ -71,6 +80,17 @@ def stub_source(solution: str, module: str) -> str:
     if inside:
         raise ValueError(f"{module}.py: unterminated {BEGIN_SOLUTION}")
     return "".join(out)
+
+
+def student_package(repo: Path, dest: Path) -> Path:
+    """Write to ``dest`` a copy of ``repo/labkit`` whose exercise modules (one per
+    ``repo/solutions/labkit/<module>.py``) are their student versions, whatever ``repo/labkit`` holds:
+    the package a student gets, no solution in it. Returns ``dest``."""
+    shutil.copytree(repo / "labkit", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    for solution in sorted((repo / "solutions" / "labkit").glob("*.py")):
+        text = stub_source(solution.read_text(encoding="utf-8"), solution.stem)
+        (dest / solution.name).write_text(text, encoding="utf-8")
+    return dest
 
 
 # --------------------------------------------------------------------------
@@ -146,6 +166,12 @@ def with_exercise_links(solved: nbformat.NotebookNode, lab: Lab) -> nbformat.Not
     return nb
 
 
+def _python(source: str) -> str:
+    """A code cell's source as Python: IPython's magics (``%matplotlib inline``, ``!pip``) become comments,
+    line numbers unchanged."""
+    return "\n".join("#" + x if x.lstrip().startswith(("%", "!")) else x for x in source.split("\n"))
+
+
 def quiet_setup_cell(nb: nbformat.NotebookNode) -> bool:
     """End the set-up cell (the code cell after the Colab cell) with ``;`` if its last statement is a bare
     call, so that the call's value (``trim_memory_after_each_cell()`` returns True) is not displayed.
@@ -155,8 +181,7 @@ def quiet_setup_cell(nb: nbformat.NotebookNode) -> bool:
         return False
     cell = code[1]
     lines = cell.source.split("\n")
-    # IPython's magics (%matplotlib inline) are no Python: parse them as comments, line numbers unchanged
-    body = ast.parse("\n".join("#" + x if x.lstrip().startswith(("%", "!")) else x for x in lines)).body
+    body = ast.parse(_python(cell.source)).body
     last = body[-1] if body else None
     if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
         return False
@@ -167,6 +192,62 @@ def quiet_setup_cell(nb: nbformat.NotebookNode) -> bool:
     lines[last.end_lineno - 1] = head + ";" + tail
     cell.source = "\n".join(lines)
     return True
+
+
+def check_calls(source: str, module: str) -> list[str]:
+    """The exercises whose public check the code ``source`` calls (``check.<module>.<exercise>()``), in order."""
+    called: list[str] = []
+    for node in ast.walk(ast.parse(_python(source))):
+        f = node.func if isinstance(node, ast.Call) and not (node.args or node.keywords) else None
+        if (
+            isinstance(f, ast.Attribute)
+            and isinstance(f.value, ast.Attribute)
+            and f.value.attr == module
+            and isinstance(f.value.value, ast.Name)
+            and f.value.value.id == "check"
+            and f.attr not in called
+        ):
+            called.append(f.attr)
+    return called
+
+
+def _is_test_cell(cell) -> bool:
+    from nbgrader.utils import is_grade, is_solution
+
+    return cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)
+
+
+def tag_test_cells(nb: nbformat.NotebookNode, lab: Lab, exercises: list[str]) -> None:
+    """Store in each autograded test cell's metadata (``labkit.exercises``) the exercises whose public checks
+    it calls (:func:`check_calls`): what the cell's points stand for when the judge scores them.
+
+    ``exercises``: the hidden tests' ``EXERCISES``. Raises ValueError unless every test cell calls at least
+    one check, and together they call each of ``exercises`` exactly once (and nothing else)."""
+    seen: list[str] = []
+    for cell in filter(_is_test_cell, nb.cells):
+        called = check_calls(cell.source, lab.module)
+        if not called:
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            raise ValueError(f"{lab.notebook}: test cell {grade_id} calls no check.{lab.module}.<exercise>()")
+        cell.metadata.setdefault("labkit", {})["exercises"] = called
+        seen += called
+    if sorted(seen) != sorted(exercises):
+        raise ValueError(
+            f"{lab.notebook}: the test cells call the checks of {sorted(seen)}; the hidden tests "
+            f"(labkit_course/hidden/{lab.module}.py) score {sorted(exercises)}: each must be called exactly once"
+        )
+
+
+def cell_exercises(nb: nbformat.NotebookNode) -> dict[str, list[str]]:
+    """grade_id -> the exercises each autograded test cell stands for, as :func:`tag_test_cells` stored them."""
+    cells = {}
+    for cell in filter(_is_test_cell, nb.cells):
+        grade_id = cell.metadata.nbgrader["grade_id"]
+        try:
+            cells[grade_id] = list(cell.metadata["labkit"]["exercises"])
+        except KeyError:
+            raise ValueError(f"test cell {grade_id}: no labkit.exercises metadata (run `labkit-course sync`)") from None
+    return cells
 
 
 def _write_if_changed(path: Path, text: str, check: bool) -> bool:
@@ -196,11 +277,12 @@ def sync(check: bool = False, url: str | None = None) -> list[Path]:
 
     ``url`` (default: ``[project.urls] Repository`` of ``pyproject.toml``) goes into every notebook's
     Colab cell (solved and student) and the README's Colab/Binder badges. Every set-up cell is made
-    quiet (:func:`quiet_setup_cell`) and every student notebook's exercise links to its file
-    (:func:`with_exercise_links`).
+    quiet (:func:`quiet_setup_cell`), every test cell says which exercises it stands for
+    (:func:`tag_test_cells`) and every student notebook's exercise links to its file (:func:`with_exercise_links`).
     Returns the files that were stale. With ``check=True`` nothing is written.
     """
     from labkit_course.colab import readme_with_badges, repository_url, set_colab_cell
+    from labkit_course.judge import hidden_tests
 
     url = url or repository_url()
     stale: list[Path] = []
@@ -219,6 +301,7 @@ def sync(check: bool = False, url: str | None = None) -> list[Path]:
         solved = nbformat.read(solved_path, as_version=4)
         set_colab_cell(solved, url, lab)
         quiet_setup_cell(solved)
+        tag_test_cells(solved, lab, list(hidden_tests(lab.module, REPO / "labkit_course" / "hidden").EXERCISES))
         cleaned = nbformat.writes(clean_solved_notebook(solved)) + "\n"
         if _write_if_changed(solved_path, cleaned, check):
             stale.append(solved_path)

@@ -3,6 +3,8 @@
 import nbformat
 import pytest
 
+from labkit import labs
+from labkit.labs import LABS
 from labkit_course import notebooks, repo, sync
 
 
@@ -12,19 +14,34 @@ def test_student_files_are_in_sync_with_solutions():
 
 
 def test_every_lab_is_complete():
-    """All five labs have their reference, student module, public checks, hidden tests and notebooks."""
+    """Every lab of the registry has every piece a maintainer writes (CONTRIBUTING.md, "Adding a lab"); sync
+    generates the rest (test_student_files_are_in_sync_with_solutions)."""
     from labkit.labs import LABS
 
-    assert [lab.number for lab in repo.available_labs()] == [1, 2, 3, 4, 5] == sorted(LABS)
-    for lab in LABS.values():
-        for path in (
-            f"labkit/{lab.module}.py",
-            f"labkit/check/{lab.module}.py",
-            f"labkit_course/hidden/{lab.module}.py",
-            f"notebooks/{lab.notebook}.ipynb",
-            f"tests/test_{lab.module}.py",
-        ):
-            assert (repo.REPO / path).is_file(), f"lab {lab.number} has no {path}"
+    assert not repo.missing_pieces(), repo.missing_pieces()
+    assert repo.available_labs() == list(LABS.values())
+
+
+def test_a_half_added_lab_is_named_with_its_missing_piece(tmp_path):
+    for piece in repo.pieces(LABS[1]):
+        if piece != "labkit_course/hidden/saliency.py":
+            (tmp_path / piece).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / piece).write_text("")
+    missing = repo.missing_pieces(tmp_path)
+    assert "lab 1: no labkit_course/hidden/saliency.py" in missing
+    assert "lab 2: no solutions/labkit/adversarial.py" in missing
+    with pytest.raises(ValueError, match="lab 1: no labkit_course/hidden/saliency.py"):
+        repo.available_labs(tmp_path)
+
+
+def test_lab_names_are_read_in_one_place():
+    assert [labs.lab_number(x) for x in (3, "3", "lab3", " lab3 ", LABS[3])] == [3] * 5
+    assert labs.get_lab("lab2") is LABS[2] and labs.parse_labs("1,lab3") == [LABS[1], LABS[3]]
+    for bad in ("three", "lab", "", 2.0, None):
+        with pytest.raises(ValueError, match="named by its number"):
+            labs.lab_number(bad)
+    with pytest.raises(ValueError, match="no lab 9; the labs are 1, 2, 3, 4, 5"):
+        labs.get_lab(9)
 
 
 SOLUTION = '''"""Module doc."""
@@ -142,13 +159,37 @@ def test_inject_parameters_goes_after_the_parameters_cell():
 
 @pytest.mark.parametrize("lab", repo.available_labs(), ids=lambda lab: lab.notebook)
 def test_each_exercise_has_one_test_cell_and_no_hidden_tests_in_notebooks(lab):
-    """Hidden tests live with the judge (labkit_course/hidden/), never in a notebook a student gets."""
+    """Hidden tests live with the judge (labkit_course/hidden/), never in a notebook a student gets; each test
+    cell's exercises (the metadata sync writes) are those whose public check it calls."""
     import importlib
-
-    from labkit_course.build import test_cell_exercises
 
     nb = nbformat.read(repo.SOLUTIONS / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
     assert "HIDDEN TESTS" not in nbformat.writes(nb) and "hidden_seed" not in nbformat.writes(nb)
     exercises = [ex.name for ex in importlib.import_module(f"labkit.check.{lab.module}").EXERCISES]
-    cells = test_cell_exercises(nb, exercises)
+    cells = sync.cell_exercises(nb)
     assert sorted(e for called in cells.values() for e in called) == sorted(exercises)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in cells:
+            assert cells[cell.metadata.nbgrader.grade_id] == sync.check_calls(cell.source, lab.module)
+
+
+def test_test_cells_are_tagged_with_the_checks_they_call():
+    lab = LABS[1]
+    meta = {"nbgrader": {"grade": True, "solution": False, "locked": True, "points": 1, "grade_id": "t1"}}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%matplotlib inline\nassert check.saliency.smoothgrad()", metadata=meta),
+            nbformat.v4.new_code_cell("x = check.saliency.occlusion(); saliency.grad_cam()", metadata={}),
+        ]
+    )
+    sync.tag_test_cells(nb, lab, ["smoothgrad"])
+    assert nb.cells[0].metadata["labkit"] == {"exercises": ["smoothgrad"]} and "labkit" not in nb.cells[1].metadata
+    assert sync.cell_exercises(nb) == {"t1": ["smoothgrad"]}
+    with pytest.raises(ValueError, match=r"score \['grad_cam', 'smoothgrad'\]: each must be called exactly once"):
+        sync.tag_test_cells(nb, lab, ["smoothgrad", "grad_cam"])
+    nb.cells[0].source = "assert check.adversarial.fgsm()"
+    with pytest.raises(ValueError, match=r"test cell t1 calls no check.saliency.<exercise>\(\)"):
+        sync.tag_test_cells(nb, lab, ["smoothgrad"])
+    del nb.cells[0].metadata["labkit"]
+    with pytest.raises(ValueError, match="t1: no labkit.exercises metadata"):
+        sync.cell_exercises(nb)
