@@ -14,7 +14,9 @@ import torch
 RANGE_TOL = 1e-4
 
 
-def _describe(x) -> str:
+def describe_value(x) -> str:
+    """What ``x`` is, for error messages: its type, and its dtype and shape when it has them
+    (e.g. "a torch.float32 tensor of shape (2, 3)", "a numpy.ndarray of shape (4,)", "a builtins.list")."""
     if isinstance(x, torch.Tensor):
         return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
     shape = getattr(x, "shape", None)
@@ -33,22 +35,24 @@ def images(x, name: str = "images", channels: int | None = 3, check_range: bool 
     """
     hint = "convert it with labkit.data.to_tensor(...)"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a float torch.Tensor of shape (N,3,H,W) in [0,1]; got {_describe(x)}: {hint}")
+        raise TypeError(
+            f"{name} must be a float torch.Tensor of shape (N,3,H,W) in [0,1]; got {describe_value(x)}: {hint}"
+        )
     if not x.is_floating_point():
         raise TypeError(
-            f"{name} must be a floating-point tensor with values in [0,1]; got {_describe(x)}: "
+            f"{name} must be a floating-point tensor with values in [0,1]; got {describe_value(x)}: "
             f"{hint} (it divides uint8 images by 255)"
         )
     if x.ndim != 4:
         extra = " (add a batch dimension with x.unsqueeze(0))" if x.ndim == 3 else ""
-        raise ValueError(f"{name} must have shape (N,3,H,W); got {_describe(x)}{extra}")
+        raise ValueError(f"{name} must have shape (N,3,H,W); got {describe_value(x)}{extra}")
     if channels is not None and x.shape[1] != channels:
         extra = " (channels-last? use x.permute(0,3,1,2))" if x.shape[-1] == channels else ""
         raise ValueError(
-            f"{name} must have {channels} channels in dim 1, shape (N,{channels},H,W); got {_describe(x)}{extra}"
+            f"{name} must have {channels} channels in dim 1, shape (N,{channels},H,W); got {describe_value(x)}{extra}"
         )
     if x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch: {_describe(x)}")
+        raise ValueError(f"{name} is an empty batch: {describe_value(x)}")
     if check_range and x.numel():
         lo, hi = float(x.min()), float(x.max())
         if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
@@ -69,16 +73,16 @@ def targets(t, n: int, num_classes: int | None = None, name: str = "targets") ->
         t = torch.full((n,), int(t), dtype=torch.long)
     elif isinstance(t, torch.Tensor):
         if t.is_floating_point() or t.is_complex():
-            raise TypeError(f"{name} must hold integer class indices; got {_describe(t)}")
+            raise TypeError(f"{name} must hold integer class indices; got {describe_value(t)}")
         t = t.reshape(-1).long() if t.ndim == 0 else t.long()
         if t.ndim != 1:
-            raise ValueError(f"{name} must have shape ({n},); got {_describe(t)}")
+            raise ValueError(f"{name} must have shape ({n},); got {describe_value(t)}")
         if t.numel() == 1 and n > 1:
             t = t.expand(n).clone()
     elif isinstance(t, (list, tuple)) and all(isinstance(v, numbers.Integral) for v in t):
         t = torch.tensor(t, dtype=torch.long)
     else:
-        raise TypeError(f"{name} must be an int or a LongTensor of shape ({n},); got {_describe(t)}")
+        raise TypeError(f"{name} must be an int or a LongTensor of shape ({n},); got {describe_value(t)}")
     if t.shape[0] != n:
         raise ValueError(f"{name} has {t.shape[0]} entries but there are {n} images")
     if num_classes is not None and t.numel():

@@ -47,3 +47,10 @@ def test_numbers_and_choices():
         validate.positive_int(2.5, "steps")
     with pytest.raises(ValueError, match="norm must be one of \\['l2', 'linf'\\]; got 'l1'"):
         validate.choice("l1", "norm", {"linf", "l2"})
+
+
+def test_describe_value_names_type_dtype_and_shape():
+    """The phrase after "got" in every message (exercise modules build their own messages with it)."""
+    assert validate.describe_value(torch.zeros(2, 3)) == "a torch.float32 tensor of shape (2, 3)"
+    assert validate.describe_value(np.zeros((4,), dtype=np.uint8)) == "a numpy.ndarray of shape (4,)"
+    assert validate.describe_value([1, 2]) == "a builtins.list"
