@@ -103,16 +103,28 @@ _TV_CAM_LAYERS = {
 }
 
 
-def _torchvision(name: str) -> ImageClassifier:
-    import torchvision
+class TorchvisionUnavailable(ImportError):
+    """Raised when an online-only model needs torchvision and torchvision can't be imported: it is absent, or
+    built for another torch (PyPI's torchvision beside a CPU-only torch fails to load its compiled ops)."""
 
-    weights = getattr(torchvision.models, TORCHVISION_MODELS[name]).DEFAULT
+
+def _torchvision(name: str) -> ImageClassifier:
     need = (
         f"{name} downloads its weights from the internet on first use, and the network is not "
         f"available. Offline models: {', '.join(OFFLINE_MODELS)}."
     )
-    if offline():
+    if offline():  # before importing torchvision: offline, its import would only cost time and memory
         raise NetworkRequired(need + " (LABKIT_OFFLINE is set)")
+    try:
+        import torchvision
+    except (ImportError, RuntimeError) as exc:  # RuntimeError: "operator torchvision::nms does not exist"
+        raise TorchvisionUnavailable(
+            f"{name} needs torchvision, which does not load beside torch {torch.__version__} "
+            f"({type(exc).__name__}: {exc}). Install the torchvision built for this torch, or use an offline "
+            f"model: {', '.join(OFFLINE_MODELS)}."
+        ) from exc
+
+    weights = getattr(torchvision.models, TORCHVISION_MODELS[name]).DEFAULT
     try:
         net = getattr(torchvision.models, name)(weights=weights)
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; torch.hub wraps some in RuntimeError
@@ -141,6 +153,7 @@ def load_model(name: str = "efficientnet_lite0") -> ImageClassifier:
     Raises:
         ValueError: unknown name.
         NetworkRequired: a torchvision model whose weights can't be downloaded.
+        TorchvisionUnavailable: a torchvision model, and torchvision can't be imported.
     """
     if name in OFFLINE_MODELS:
         model = _efficientnet_lite(name)

@@ -1,5 +1,7 @@
 """labkit.models: the offline EfficientNets, the online-only torchvision models, class names; runtime threads."""
 
+import re
+import sys
 import urllib.error
 
 import pytest
@@ -155,3 +157,34 @@ def test_ensemble_bad_input():
         models.Ensemble([lambda x: x])
     with pytest.raises(ValueError, match="differ in shape"):
         models.Ensemble([tiny_linear(3), tiny_linear(4)])(images(2, size=4))
+
+
+class _BrokenTorchvision:
+    """A meta-path finder whose torchvision fails as PyPI's does beside a CPU-only torch."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "torchvision":
+            raise self.error
+        return None
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("operator torchvision::nms does not exist"), ImportError("No module named 'torchvision'")]
+)
+def test_a_torchvision_that_does_not_load_becomes_a_clear_error(monkeypatch, error):
+    """Online, but torchvision's import fails: a labkit error (an ImportError) that says why and names the
+    offline models, which still load; offline, the network error comes first and torchvision is never imported."""
+    monkeypatch.delitem(sys.modules, "torchvision", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenTorchvision(error), *sys.meta_path])
+    monkeypatch.delenv("LABKIT_OFFLINE", raising=False)
+    said = f"squeezenet1_1 needs torchvision.*{re.escape(str(error))}.*lite0"
+    with pytest.raises(models.TorchvisionUnavailable, match=said) as info:
+        models.load_model("squeezenet1_1")
+    assert isinstance(info.value, ImportError) and info.value.__cause__ is error
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    with pytest.raises(runtime.NetworkRequired, match="LABKIT_OFFLINE"):
+        models.load_model("squeezenet1_1")
+    assert models.load_model("efficientnet_lite0").name == "efficientnet_lite0"
