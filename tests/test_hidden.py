@@ -16,7 +16,8 @@ import torch
 
 from labkit.labs import MODULES as LABS
 from labkit_course import sandbox
-from labkit_course.judge import _encode_call, hidden_tests, judge, worker
+from labkit_course.judge import hidden_tests, judge, worker
+from labkit_course.judge.cases import encode_call as _encode_call
 from labkit_course.repo import REPO, SOLUTIONS
 
 

@@ -152,7 +152,9 @@ def test_result_files_that_are_not_regular_files_are_refused_without_blocking(tm
 def test_results_over_the_limits_fail_their_case_and_spend_nothing(tmp_path):
     """What the judge reads of one call: the JSON (capped), then its arrays (capped per reference),
     all counted against the submission's total; a refused result costs the total nothing."""
-    from labkit_course.judge import MAX_RESULT_JSON, _Failed, _read_result
+    from labkit_course.judge.verdicts import MAX_RESULT_JSON
+    from labkit_course.judge.verdicts import Failed as _Failed
+    from labkit_course.judge.verdicts import read_result as _read_result
 
     total = worker.Budget(2**30)
     (tmp_path / "0_0.json").write_text('{"value": [' + "0," * MAX_RESULT_JSON + "0]}")
@@ -171,7 +173,9 @@ def test_results_over_the_limits_fail_their_case_and_spend_nothing(tmp_path):
 def test_a_call_reads_up_to_its_cap_and_a_submission_up_to_its_total(tmp_path):
     """One 40 MB array, named once, is within a call's 64 MB; seven of them are over the 256 MB of a
     submission, so the seventh call's result is refused."""
-    from labkit_course.judge import MAX_DECODED_BYTES, MAX_RESULT_BYTES, _Failed, _read_result
+    from labkit_course.judge.verdicts import MAX_DECODED_BYTES, MAX_RESULT_BYTES
+    from labkit_course.judge.verdicts import Failed as _Failed
+    from labkit_course.judge.verdicts import read_result as _read_result
 
     assert (MAX_RESULT_BYTES, MAX_DECODED_BYTES) == (64 * 2**20, 256 * 2**20)
     np.savez(tmp_path / "0_0.npz", a0=np.full(5 * 2**20, 0.5))  # 40 MB
@@ -184,7 +188,7 @@ def test_a_call_reads_up_to_its_cap_and_a_submission_up_to_its_total(tmp_path):
 
 
 def test_whatever_a_result_makes_judging_raise_is_that_exercise_s_failure():
-    from labkit_course.judge import _judge_exercise
+    from labkit_course.judge.verdicts import judge_exercise as _judge_exercise
 
     def check(results, expected, calls):
         return 1 / results[0]  # a result of 0 makes this check raise ZeroDivisionError
@@ -516,7 +520,7 @@ def _clocked(tmp_path, results: list[tuple[str, float]], calls, shares, budget: 
     import sys
     import time
 
-    from labkit_course.judge import _Clock
+    from labkit_course.judge.run import Clock as _Clock
 
     inbox, outbox = tmp_path / "in", tmp_path / "out"
     inbox.mkdir(parents=True)

@@ -2,7 +2,7 @@
 random numbers, the input itself and the stub, shaped exactly like the expected result.
 
 The garbage goes through the real trusted path, without the sandbox: the worker's codec (``encode``,
-JSON, ``decode_result``), then the judge's verdict on an exercise (:func:`labkit_course.judge._judge_exercise`:
+JSON, ``decode_result``), then the judge's verdict on an exercise (:func:`labkit_course.judge.verdicts.judge_exercise`:
 the reference, :func:`compare` or the case's own ``check``), on the hidden cases of one seed. The
 reference's own results, through the same path, pass (so a failure above is the garbage's).
 """
@@ -17,7 +17,10 @@ import pandas as pd
 import pytest
 
 from labkit.labs import MODULES
-from labkit_course.judge import _encode_call, _judge_exercise, _reference_results, hidden_tests, reference, worker
+from labkit_course.judge import hidden_tests, reference, worker
+from labkit_course.judge.cases import encode_call as _encode_call
+from labkit_course.judge.verdicts import judge_exercise as _judge_exercise
+from labkit_course.judge.verdicts import reference_results as _reference_results
 
 SEED = 3
 KINDS = ("random", "zeros", "nan", "all_true", "extreme", "huge_int", "input", "stub", "wrong_shape", "wrong_dtype")
@@ -107,7 +110,7 @@ def lab(request):
 
 def _inputs(call: dict, arrays: dict) -> list:
     """A call's positional arguments as a student would return them: arrays, models as state_dicts."""
-    from labkit_course.judge import _decode_call
+    from labkit_course.judge.cases import decode_call as _decode_call
 
     args, _ = _decode_call(call, arrays)
     return [_through_codec(a) for a in args]
@@ -153,7 +156,8 @@ def _is_raised(value) -> bool:
 
 def _read_back(value):
     """What the judge's result reader makes of a value the worker returned (exceptions included)."""
-    from labkit_course.judge import Mismatch, _Failed
+    from labkit_course.judge import Mismatch
+    from labkit_course.judge.verdicts import Failed as _Failed
 
     if isinstance(value, BaseException):
         raised = worker.raised(value)

@@ -1,5 +1,9 @@
 """The trusted comparison: a decoded student result against the expected one, with nothing garbage can pass.
 
+Step 5 of the judge (:mod:`labkit_course.judge.verdicts` calls it for each result, and hidden tests'
+own checks call :func:`compare` and :func:`check_form`); :func:`compare` picks one small function per
+kind of expected value (arrays, tables, models, sequences, dicts, exact values, numbers).
+
 Rules (each a :class:`Mismatch` whose ``kind`` a student reads first):
 
 * an array must be an array of the expected shape, and of the expected *kind* of dtype: bool where
@@ -36,7 +40,7 @@ def _no_failure(actual, what: str) -> None:
     """Raise for a result that is an exception or a value the codec could not carry."""
     raised = _raised_names(actual)
     if raised is not None:
-        raise Mismatch("crash", f"{what} raised {raised[0]}: {_first_line(actual)}")
+        raise Mismatch("crash", f"{what} raised {raised[0]}: {first_line(actual)}")
     if isinstance(actual, dict) and actual.get("$") == "opaque":
         raise Mismatch("type", f"{what} is a {actual.get('type')}, which is not what the docstring asks for")
 
@@ -86,61 +90,67 @@ def compare(actual, expected, *, atol: float = 1e-5, rtol: float = 1e-4, what: s
     numbers the same way; sequences, dicts, tables and state_dicts element by element; an expected
     exception must be raised with the same class (or a subclass of it). Never raises anything but
     :class:`Mismatch` for what a student returned."""
-    import pandas as pd
-
     actual, expected = _plain(actual), _plain(expected)
-    expected_raise = _raised_names(expected)
-    if expected_raise is not None:
-        actual_raise = _raised_names(actual)
-        if actual_raise is None:
-            raise Mismatch("value", f"{what} should raise {expected_raise[0]}, but it returned a value")
-        if expected_raise[0] not in actual_raise:
-            raise Mismatch("crash", f"{what} should raise {expected_raise[0]}, but raised {actual_raise[0]}")
+    if _raised_names(expected) is not None:
+        _compare_raised(actual, expected, what=what)
         return
     _no_failure(actual, what)
-    if _is_array(expected):
-        a, e = check_form(actual, expected, atol=atol, what=what)
-        if a.dtype.kind not in "f":  # booleans (or strings): exactly
-            if not np.array_equal(a, e):
-                raise Mismatch("value", f"{what} differs from the expected values")
+    for is_kind, compare_kind in _BY_KIND:
+        if is_kind(expected):
+            compare_kind(actual, expected, atol=atol, rtol=rtol, what=what)
             return
-        if not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
-            diff = np.abs(a - e)
-            worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
-            raise Mismatch("value", f"{what} differs from the expected values (largest difference {worst:.3g})")
-        return
-    if isinstance(expected, pd.DataFrame):
-        _compare_frames(actual, expected, atol=atol, rtol=rtol, what=what)
-        return
-    if isinstance(expected, dict) and expected.get("$") == "module":
-        if not (isinstance(actual, dict) and actual.get("$") == "module" and isinstance(actual.get("state"), dict)):
-            raise Mismatch("type", f"{what} should be a torch.nn.Module; got {_kind(actual)}")
-        if set(map(repr, actual["state"])) != set(map(repr, expected["state"])):
-            raise Mismatch("value", f"{what} has other parameters than expected")
-        for key, value in expected["state"].items():
-            compare(actual["state"][key], value, atol=atol, rtol=rtol, what=f"parameter {key!r} of {what}")
-        return
-    if isinstance(expected, (list, tuple)):
-        if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
-            raise Mismatch("type", f"{what} should be a sequence of {len(expected)}; got {_kind(actual)}")
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            compare(a, e, atol=atol, rtol=rtol, what=f"item {i} of {what}")
-        return
-    if isinstance(expected, dict):
-        keys = {repr(k): k for k in actual} if isinstance(actual, dict) else {}
-        if not isinstance(actual, dict) or len(actual) != len(expected) or set(keys) != set(map(repr, expected)):
-            raise Mismatch("value", f"{what} should have the keys {sorted(map(repr, expected))}")
-        for k, e in expected.items():
-            compare(actual[keys[repr(k)]], e, atol=atol, rtol=rtol, what=f"{what}[{k!r}]")
-        return
-    if isinstance(expected, bool) or expected is None or isinstance(expected, str):
-        if type(actual) is not type(expected) or actual != expected:
-            raise Mismatch("value", f"{what} is {_short(actual)}; expected {_short(expected)}")
-        return
-    if isinstance(expected, (int, float)):
-        _compare_numbers(actual, expected, atol=atol, rtol=rtol, what=what)
-        return
     raise TypeError(f"the judge cannot compare a {type(expected).__name__}")
+
+
+def _compare_raised(actual, expected, *, what: str) -> None:
+    expected_raise, actual_raise = _raised_names(expected), _raised_names(actual)
+    if actual_raise is None:
+        raise Mismatch("value", f"{what} should raise {expected_raise[0]}, but it returned a value")
+    if expected_raise[0] not in actual_raise:
+        raise Mismatch("crash", f"{what} should raise {expected_raise[0]}, but raised {actual_raise[0]}")
+
+
+def _compare_arrays(actual, expected, *, atol: float, rtol: float, what: str) -> None:
+    a, e = check_form(actual, expected, atol=atol, what=what)
+    if a.dtype.kind not in "f":  # booleans (or strings): exactly
+        if not np.array_equal(a, e):
+            raise Mismatch("value", f"{what} differs from the expected values")
+        return
+    if not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
+        diff = np.abs(a - e)
+        worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
+        raise Mismatch("value", f"{what} differs from the expected values (largest difference {worst:.3g})")
+
+
+def _compare_modules(actual, expected, *, atol: float, rtol: float, what: str) -> None:
+    """Two models, as the codec carries them: their state_dicts, key by key."""
+    if not (isinstance(actual, dict) and actual.get("$") == "module" and isinstance(actual.get("state"), dict)):
+        raise Mismatch("type", f"{what} should be a torch.nn.Module; got {_kind(actual)}")
+    if set(map(repr, actual["state"])) != set(map(repr, expected["state"])):
+        raise Mismatch("value", f"{what} has other parameters than expected")
+    for key, value in expected["state"].items():
+        compare(actual["state"][key], value, atol=atol, rtol=rtol, what=f"parameter {key!r} of {what}")
+
+
+def _compare_sequences(actual, expected, *, atol: float, rtol: float, what: str) -> None:
+    if not isinstance(actual, (list, tuple)) or len(actual) != len(expected):
+        raise Mismatch("type", f"{what} should be a sequence of {len(expected)}; got {_kind(actual)}")
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        compare(a, e, atol=atol, rtol=rtol, what=f"item {i} of {what}")
+
+
+def _compare_dicts(actual, expected, *, atol: float, rtol: float, what: str) -> None:
+    keys = {repr(k): k for k in actual} if isinstance(actual, dict) else {}
+    if not isinstance(actual, dict) or len(actual) != len(expected) or set(keys) != set(map(repr, expected)):
+        raise Mismatch("value", f"{what} should have the keys {sorted(map(repr, expected))}")
+    for k, e in expected.items():
+        compare(actual[keys[repr(k)]], e, atol=atol, rtol=rtol, what=f"{what}[{k!r}]")
+
+
+def _compare_exactly(actual, expected, *, atol: float, rtol: float, what: str) -> None:
+    """Booleans, None and strings: the same type and the same value."""
+    if type(actual) is not type(expected) or actual != expected:
+        raise Mismatch("value", f"{what} is {_short(actual)}; expected {_short(expected)}")
 
 
 def _compare_numbers(actual, expected, *, atol: float, rtol: float, what: str) -> None:
@@ -180,6 +190,16 @@ def _compare_frames(actual, expected, *, atol: float, rtol: float, what: str) ->
         compare(_values(actual.iloc[:, i]), _values(expected.iloc[:, i]), atol=atol, rtol=rtol, what=what_column)
 
 
+def _is_frame(x) -> bool:
+    import pandas as pd
+
+    return isinstance(x, pd.DataFrame)
+
+
+def _is_module(x) -> bool:
+    return isinstance(x, dict) and x.get("$") == "module"
+
+
 def _plain(x):
     """A numpy scalar as the Python number it holds."""
     return x.item() if isinstance(x, np.generic) and x.dtype.kind in "biuf" else x
@@ -208,6 +228,20 @@ def _short(x) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _first_line(raised: dict) -> str:
+def first_line(raised: dict) -> str:
+    """The first line of a decoded exception's message (at most 200 characters)."""
     message = str(raised.get("message") or "").strip()
     return message.splitlines()[0][:200] if message else ""
+
+
+# (is the expected value of this kind?, how to compare with it), first match wins: the order is the
+# isinstance chain's (a state_dict is a dict, a bool is an int: the narrower kind comes first)
+_BY_KIND = (
+    (_is_array, _compare_arrays),
+    (_is_frame, _compare_frames),
+    (_is_module, _compare_modules),
+    (lambda x: isinstance(x, (list, tuple)), _compare_sequences),
+    (lambda x: isinstance(x, dict), _compare_dicts),
+    (lambda x: isinstance(x, (bool, str)) or x is None, _compare_exactly),
+    (lambda x: isinstance(x, (int, float)), _compare_numbers),
+)

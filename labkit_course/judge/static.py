@@ -1,4 +1,5 @@
-"""Static audit of a student's exercise module: what it imports and touches, read from its AST.
+"""Step 1 of the judge, the static audit of a student's exercise module: what it imports and touches,
+read from its AST (:func:`read_source` reads the module, :func:`audit` says what to review in it).
 
 The sandbox, and the judge's own clock and limits, are the defense; the audit is evidence: a flag
 puts the submission in front of an instructor, because a module that needs these is almost surely
@@ -27,6 +28,11 @@ from __future__ import annotations
 
 import ast
 from fnmatch import fnmatchcase
+from pathlib import Path
+
+from labkit_course.judge import worker
+
+MAX_SOURCE_BYTES = 2 * 2**20  # a larger exercise module is not judged
 
 FORBIDDEN_MODULES = {
     "ctypes": "raw memory and libc access",
@@ -124,8 +130,22 @@ _SUSPICIOUS_TEXT = ("labkit_course", "labkit.check", "/proc/", "gradebook")
 _SETTINGS = ("torch.backends.",)
 
 
+def read_source(path: Path) -> tuple[str, list[str]]:
+    """The student's module (``""`` if missing or unreadable) and the reasons to review it that reading
+    it gave (a module too large to judge)."""
+    try:
+        data = worker.open_regular(str(path), MAX_SOURCE_BYTES)
+    except worker.TooLarge:
+        return "", [f"the module is larger than {MAX_SOURCE_BYTES // 2**20} MB: not judged, review it by hand"]
+    except (OSError, ValueError):
+        return "", []
+    return data.decode("utf-8", errors="replace"), []
+
+
 def audit(source: str, module: str) -> list[str]:
     """Reasons to review the exercise module ``source`` of lab module ``module`` ([] if none)."""
+    # Longer than 60 lines for a reason: one walk over the tree, one branch per kind of node, all sharing
+    # flag() and check_name() (closures over this lab's forbidden names and the import aliases).
     try:
         tree = ast.parse(source)
     except SyntaxError:
