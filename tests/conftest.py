@@ -10,11 +10,16 @@ Exercise tests run against one implementation, chosen with ``--impl``:
 """
 
 import importlib
+import json
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
+from xdist.scheduler import LoadGroupScheduling
 
 from labkit_course.repo import load_reference
 
@@ -37,25 +42,63 @@ def pytest_addoption(parser):
     )
 
 
+# --dist loadgroup (pyproject's addopts) keeps each xdist_group on one worker: the tests of a group share
+# an expensive module fixture (test_grading's graded toy course, test_gradescope's setup.sh venv,
+# test_formgrader's server), built once per worker that runs one of them. pytest-xdist 3.8 tells its
+# scheduler a test's group by appending "@group" to the node id through ``item._nodeid``, which
+# pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386): the groups were silently split. Here
+# the workers write each test's group to a file, and the scheduler appends it to the ids it is given,
+# with xdist's public hooks only (pytest_configure_node, pytest_xdist_make_scheduler).
+_GROUPS_FOLDER = pytest.StashKey[Path]()
+
+
+def _xdist_group(item) -> str | None:
+    """The group xdist would give ``item``: its xdist_group marks' names, sorted, joined by "_"."""
+    marks = item.iter_markers("xdist_group")
+    return "_".join(sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})) or None
+
+
+class _LoadGroupFromWorkersFiles(LoadGroupScheduling):
+    """xdist's loadgroup scheduler, told each test's group by the file its worker wrote."""
+
+    def add_node_collection(self, node, collection):
+        path = self.config.stash[_GROUPS_FOLDER] / f"{node.workerinput['workerid']}.json"
+        groups = json.loads(path.read_text(encoding="utf-8"))
+        ids = [i if i not in groups or i.endswith("@" + groups[i]) else f"{i}@{groups[i]}" for i in collection]
+        super().add_node_collection(node, ids)
+
+
+def _loadgroup(config) -> bool:
+    return config.pluginmanager.hasplugin("xdist") and getattr(config.option, "dist", "no") == "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """On the controller, before each worker starts: the folder where it writes its tests' groups."""
+    if _loadgroup(node.config):
+        if _GROUPS_FOLDER not in node.config.stash:
+            node.config.stash[_GROUPS_FOLDER] = Path(tempfile.mkdtemp(prefix="labkit-xdist-groups-"))
+        node.workerinput["labkit_groups_folder"] = str(node.config.stash[_GROUPS_FOLDER])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    return _LoadGroupFromWorkersFiles(config, log) if _loadgroup(config) else None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """Under ``--dist loadgroup``, every test marked ``xdist_group(name)`` carries the ``@name``
-    suffix in its node id, which is what sends the whole group to one pytest-xdist worker.
+    """On a worker under --dist loadgroup: write {node id: group} for the scheduler (see above)."""
+    folder = getattr(config, "workerinput", {}).get("labkit_groups_folder")
+    if folder:
+        groups = {item.nodeid: group for item in items if (group := _xdist_group(item))}
+        path = Path(folder, f"{config.workerinput['workerid']}.json")
+        path.write_text(json.dumps(groups), encoding="utf-8")
 
-    pytest-xdist 3.8 adds the suffix by setting ``item._nodeid``, which pytest 9.2 no longer reads
-    (it keeps the id in ``item._id``; pytest-dev/pytest-xdist#1386): the groups were silently split
-    over the workers, and each worker built and graded tests/test_grading.py's toy course, the
-    suite's slowest fixture. This sets the suffix where xdist's did not take; once xdist sets it
-    itself, this does nothing.
-    """
-    if not getattr(config.option, "loadgroup", False):  # set on xdist workers only
-        return
-    for item in items:
-        marks = item.iter_markers("xdist_group")
-        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
-        suffix = "@" + "_".join(names)  # xdist's own naming: its scheduler reads the group back from it
-        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
-            item._id = type(item._id).parse(item.nodeid + suffix)  # pytest's NodeId, not public API
+
+def pytest_unconfigure(config):
+    if _GROUPS_FOLDER in config.stash:
+        shutil.rmtree(config.stash[_GROUPS_FOLDER], ignore_errors=True)
 
 
 def load_implementation(module: str, kind: str):
