@@ -3,6 +3,7 @@
 import pytest
 
 from benchmarks import run
+from labkit.labs import MODULES
 
 
 @pytest.mark.slow
@@ -25,3 +26,15 @@ def test_a_partial_run_replaces_only_its_suites_tables():
     assert "**grading**: measured Monday (grading)" in new
     assert new.index("saliency") < new.index("grading")  # SUITES' order, whatever order the runs came in
     assert run.merge_report(new, {}) == new
+
+
+def test_suites_are_found_not_listed(tmp_path):
+    """A lab's suite is its ``benchmarks/<module>.py``; any other module with ``budgets`` is a suite too."""
+    for name, text in {
+        "classviz": "def budgets(quick=False):\n    return []\n",
+        "zeta": "import os\n\n\ndef budgets(quick=False):\n    return []\n",
+        "common": "def row():\n    pass\n",
+    }.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    assert run.suites(tmp_path) == {"3": "classviz", "zeta": "zeta"}
+    assert set(MODULES) <= set(run.SUITES.values()) and {"grading", "binder", "gradescope"} <= set(run.SUITES)
