@@ -100,20 +100,20 @@ def cmd_course(args) -> int:
 def cmd_grade(args) -> int:
     import pandas as pd
 
-    from labkit.labs import lab_number
+    from labkit_course.build import lab_in_course
     from labkit_course.grading import grade
     from labkit_course.sandbox import Limits, SandboxUnavailable
 
     limits = Limits(cell_timeout=args.cell_timeout, wall_timeout=args.timeout, memory_mb=args.memory_mb)
     students = [s for s in args.students.split(",") if s] if args.students else None
     try:
-        lab = lab_number(args.lab)
-    except ValueError as exc:
+        aid, _ = lab_in_course(Path(args.course), args.lab)
+    except (OSError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     try:
         table = grade(
             Path(args.course),
-            lab,
+            aid,
             workers=args.workers,
             students=students,
             limits=limits,
@@ -136,7 +136,7 @@ def cmd_grade(args) -> int:
     if args.csv:
         table.to_csv(args.csv)
         print(f"summary written to {args.csv}")
-    print(f"summary also in {Path(args.course) / 'reports' / f'lab{lab}.csv'}")
+    print(f"summary also in {Path(args.course) / 'reports' / f'{aid}.csv'}")
     counts = table["status"].value_counts().to_dict()
     print("\n" + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     return 0
