@@ -165,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labkit-course", description="Instructor and maintainer tools of the labkit course."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_sync_and_run, _add_course, _add_grade, _add_gradescope):
+        add(sub)
+    return parser
 
+
+def _add_sync_and_run(sub) -> None:
     p = sub.add_parser("sync", help="regenerate student files from solutions/")
     p.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
     p.set_defaults(func=cmd_sync)
@@ -176,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build/run", help="where to write executed notebooks")
     p.set_defaults(func=cmd_run)
 
+
+def _add_course(sub) -> None:
     from labkit_course.build import DEFAULT_CELL_TIMEOUT
-    from labkit_course.grading import BUDGET
-    from labkit_course.sandbox import MODES, Limits
 
     p = sub.add_parser("course", help="build an nbgrader course from the repo")
     csub = p.add_subparsers(dest="action", required=True)
@@ -193,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"per-cell timeout written to nbgrader_config.py (default {DEFAULT_CELL_TIMEOUT} s)",
     )
     b.set_defaults(func=cmd_course)
+
+
+def _add_grade(sub) -> None:
+    from labkit_course.grading import BUDGET
+    from labkit_course.sandbox import MODES, Limits
 
     p = sub.add_parser("grade", help="autograde every submission of a lab (sandboxed, in parallel)")
     p.add_argument("course", help="the course directory")
@@ -219,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_grade)
 
+
+def _add_gradescope(sub) -> None:
+    from labkit_course.sandbox import MODES
+
     p = sub.add_parser("gradescope", help="Gradescope: build the autograder zip, or run it")
     gsub = p.add_subparsers(dest="action", required=True)
     b = gsub.add_parser("build", help="write autograder.zip for a lab")
@@ -235,7 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--root", default="/autograder", help="the autograder tree (default /autograder)")
     r.add_argument("--sandbox", choices=MODES, default="require", help="require (default) or fallback")
     r.set_defaults(func=cmd_gradescope)
-    return parser
 
 
 def main(argv=None) -> int:
