@@ -81,9 +81,10 @@ exit "$code"
 
 
 def exercise_points(lab: Lab, repo: Path) -> dict[str, float]:
-    """Points per exercise: each autograded test cell's points, shared by the exercises it checks."""
+    """Points per exercise (:func:`labkit_course.scoring.exercise_points`) of the solved notebook's test cells."""
     import nbformat
 
+    from labkit_course import scoring
     from labkit_course.sync import cell_exercises
 
     solved = nbformat.read(repo / "solutions" / "notebooks" / f"{lab.notebook}.ipynb", as_version=4)
@@ -92,11 +93,7 @@ def exercise_points(lab: Lab, repo: Path) -> dict[str, float]:
         for c in solved.cells
         if "nbgrader" in c.metadata
     }
-    points: dict[str, float] = {}
-    for gid, called in cell_exercises(solved).items():
-        for name in called:
-            points[name] = points.get(name, 0.0) + cell_points[gid] / len(called)
-    return points
+    return scoring.exercise_points(cell_exercises(solved), cell_points)
 
 
 def build_zip(
@@ -217,6 +214,7 @@ def _grade(root: Path, sandbox_mode: str) -> dict:
     from labkit_course.build import assignment_id
     from labkit_course.grading import student_seed
     from labkit_course.judge import judge
+    from labkit_course.scoring import exercise_score
 
     lab_dir = root / "source" / "lab"
     sandbox.protect(lab_dir)  # the secret, the reference and the hidden tests: root's only
@@ -240,23 +238,22 @@ def _grade(root: Path, sandbox_mode: str) -> dict:
         limits=sandbox.Limits(wall_timeout=600, memory_mb=3072),
         sandbox_mode=sandbox_mode,
     )
+    flagged = bool(judgement.flags)
     for name, verdict in judgement.verdicts.items():
         weight = float(points.get(name, 1.0))
         tests.append(
             {
                 "name": name,
                 "number": name,
-                "score": weight if verdict.passed else 0.0,
+                "score": exercise_score(weight, verdict, flagged),
                 "max_score": weight,
                 "status": "passed" if verdict.passed else "failed",
                 "output": verdict.message,
                 "visibility": "visible",
             }
         )
-    if judgement.flags:
+    if flagged:
         output += "\nYour module was flagged for review by an instructor: " + "; ".join(judgement.flags[:5])
-        for t in tests:
-            t["score"] = 0.0
     used = judgement.sandboxed or "none (--sandbox=fallback)"
     about = "; ".join([f"sandbox: {used}", *judgement.notes])
     print(f"labkit autograder: {about}", flush=True)
