@@ -30,7 +30,7 @@ def _labs(text: str | None):
     try:
         return parse_labs(text) if text else available_labs()
     except ValueError as exc:
-        raise SystemExit(f"--labs: {exc}") from None
+        raise SystemExit(f"--labs: {exc}" if text else str(exc)) from None
 
 
 def cmd_sync(args) -> int:
