@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sandbox_option(parser, help: str) -> None:
+    from labkit_course.sandbox import MODES
+
+    parser.add_argument("--sandbox", choices=MODES, default="require", help=help)
+
+
 def _add_sync_and_run(sub) -> None:
     p = sub.add_parser("sync", help="regenerate student files from solutions/")
     p.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
@@ -202,7 +208,7 @@ def _add_course(sub) -> None:
 
 def _add_grade(sub) -> None:
     from labkit_course.grading import BUDGET
-    from labkit_course.sandbox import MODES, Limits
+    from labkit_course.sandbox import Limits
 
     p = sub.add_parser("grade", help="autograde every submission of a lab (sandboxed, in parallel)")
     p.add_argument("course", help="the course directory")
@@ -220,34 +226,25 @@ def _add_grade(sub) -> None:
     p.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory limit per submission")
     p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     p.add_argument("--csv", help="also write the summary table to this CSV file")
-    p.add_argument(
-        "--sandbox",
-        choices=MODES,
-        default="require",
-        help="require (default): refuse to grade without bubblewrap; fallback: grade with resource "
-        "limits only, and say so in every report",
+    _sandbox_option(
+        p,
+        "require (default): refuse to grade without bubblewrap; fallback: grade with resource limits only, "
+        "and say so in every report",
     )
     p.set_defaults(func=cmd_grade)
 
 
 def _add_gradescope(sub) -> None:
-    from labkit_course.sandbox import MODES
-
     p = sub.add_parser("gradescope", help="Gradescope: build the autograder zip, or run it")
     gsub = p.add_subparsers(dest="action", required=True)
     b = gsub.add_parser("build", help="write autograder.zip for a lab")
     b.add_argument("lab", help="lab number")
     b.add_argument("--out", default="autograder.zip", help="where to write the zip (default autograder.zip)")
-    b.add_argument(
-        "--sandbox",
-        choices=MODES,
-        default="require",
-        help="require (default): no bubblewrap, no grade; fallback: grade with limits only, and say so",
-    )
+    _sandbox_option(b, "require (default): no bubblewrap, no grade; fallback: grade with limits only, and say so")
     b.set_defaults(func=cmd_gradescope)
     r = gsub.add_parser("run", help="judge /autograder/submission and write results/results.json")
     r.add_argument("--root", default="/autograder", help="the autograder tree (default /autograder)")
-    r.add_argument("--sandbox", choices=MODES, default="require", help="require (default) or fallback")
+    _sandbox_option(r, "require (default) or fallback")
     r.set_defaults(func=cmd_gradescope)
 
 
