@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MODES = ("require", "fallback", "bwrap", "uid-drop")
@@ -126,6 +126,22 @@ class Run:
         return bool(self.backend)
 
 
+@dataclass(frozen=True)
+class Request:
+    """One command to run, as :func:`run` is given it (see there): the command, its limits, what it
+    sees (``mounts``), its whole environment, its working folder, where its output goes, the host
+    folders it must be able to write and the size of its writable ``/tmp`` (bubblewrap only)."""
+
+    argv: list[str]
+    limits: Limits
+    mounts: list[Mount]
+    env: dict[str, str]
+    cwd: Path
+    output: Path
+    writable: tuple[Path, ...] = ()
+    tmp_mb: int | None = None
+
+
 # ----------------------------------------------------------------------------------------------
 # Choosing a backend
 # ----------------------------------------------------------------------------------------------
@@ -141,16 +157,8 @@ def probe(name: str) -> str:
         box = Path(tmp) / "out"  # like a judge's: the command's writable folder, its cwd
         box.mkdir()
         try:
-            done = _start(
-                name,
-                ["/usr/bin/true"],
-                Limits(wall_timeout=60),
-                [Mount(box, writable=True)],
-                {},
-                box,
-                Path(tmp) / "log",
-                [box],
-            )
+            limits, mounts = Limits(wall_timeout=60), [Mount(box, writable=True)]
+            done = _start(name, Request(["/usr/bin/true"], limits, mounts, {}, box, Path(tmp) / "log", (box,)))
         except SandboxFailed as exc:
             return exc.reason
     return "" if done.returncode == 0 else f"{name}: a trivial command ended with code {done.returncode}"
@@ -256,9 +264,8 @@ def _sandbox_uid() -> int:
         return uid
 
 
-def _bwrap_args(
-    mounts: list[Mount], env: dict[str, str], cwd: Path, uid: int | None, tmp_mb: int | None = None
-) -> list[str]:
+def _bwrap_args(request: Request, uid: int | None) -> list[str]:
+    """bubblewrap's command line for ``request``, up to the command (``uid``: setpriv drops to it)."""
     args = [
         shutil.which("bwrap"),
         "--unshare-ipc",
@@ -273,21 +280,21 @@ def _bwrap_args(
         *_system_mounts(),
         "--clearenv",
     ]
-    if tmp_mb:  # a writable /tmp of bounded size: a tmpfs is memory, and unbounded it is a disk filler's
-        args += ["--size", str(tmp_mb * 2**20), "--perms", "1777", "--tmpfs", "/tmp"]
+    if request.tmp_mb:  # a writable /tmp of bounded size: a tmpfs is memory, and unbounded it is a disk filler's
+        args += ["--size", str(request.tmp_mb * 2**20), "--perms", "1777", "--tmpfs", "/tmp"]
     if uid is None:  # not root: an unprivileged user namespace does the isolating
         args += ["--unshare-user"]
     made = {Path("/")}
-    for m in [*python_mounts(), *mounts]:
+    for m in [*python_mounts(), *request.mounts]:
         target = Path(m.target or m.source)
         for parent in reversed(target.parents):  # bwrap would make them 0700: unreadable once we drop root
             if parent not in made and not str(parent).startswith(("/usr", "/proc", "/dev")):
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
         args += ["--bind" if m.writable else "--ro-bind", str(m.source), str(target)]
-    for key, value in env.items():
+    for key, value in request.env.items():
         args += ["--setenv", key, value]
-    args += ["--chdir", str(cwd), "--"]
+    args += ["--chdir", str(request.cwd), "--"]
     if uid is not None:
         args += [
             "/usr/bin/setpriv",
@@ -423,62 +430,92 @@ def _retarget(value: str, mounts: list[Mount]) -> str:
     return value
 
 
-def _start(
-    name: str,
-    argv: list[str],
-    limits: Limits,
-    mounts: list[Mount],
-    env: dict[str, str],
-    cwd: Path,
-    output: Path,
-    writable: list[Path],
-    tmp_mb: int | None = None,
-) -> Run:
-    """Run ``argv`` with backend ``name`` ("" for none); raise :class:`SandboxFailed` if it never started."""
+def _start(name: str, request: Request) -> Run:
+    """Run ``request`` with backend ``name`` ("" for none); raise :class:`SandboxFailed` if it never started.
+
+    Steps: a uid of its own for the sandbox (bwrap as root, uid-drop), given the writable folders;
+    the command as that backend sees it (:func:`_as_seen`); the trampoline's command line
+    (:func:`_command`); the run, watched, and what the trampoline reported (:func:`_launch`)."""
     uid = _sandbox_uid() if name == "uid-drop" or (name == "bwrap" and os.geteuid() == 0) else None
     if uid is not None:
-        for top in writable:
+        for top in request.writable:
             _hand_over(Path(top), uid)
     scratch = None
     if name == "uid-drop":
         # no private /tmp without a mount namespace: a scratch folder of its own stands for it (TMPDIR,
         # and any variable set to /tmp); the host's /tmp stays reachable, see the module doc
         scratch = Path(tempfile.mkdtemp(prefix="labkit-scratch-"))
-        _hand_over(scratch, uid)
-        argv = [_retarget(a, mounts) for a in argv]
-        env = {k: str(scratch) if v == "/tmp" else _retarget(v, mounts) for k, v in env.items()}
+    try:
+        if scratch is not None:
+            _hand_over(scratch, uid)
+        request, visible = _as_seen(name, request, uid, scratch)
+        result, report = _launch(name, request, uid, visible)
+    finally:
+        if scratch is not None:  # its uid's processes are gone: nothing can race the removal
+            shutil.rmtree(scratch, ignore_errors=True)
+    if report != "ready":
+        said = report.removeprefix("ready").removeprefix("ERR ").strip()
+        if not said:
+            with open(request.output, "rb") as log:
+                said = log.read(1000).decode(errors="replace").strip() or f"exit code {result.returncode}"
+        raise SandboxFailed(name, said)
+    return result
+
+
+def _as_seen(name: str, request: Request, uid: int | None, scratch: Path | None) -> tuple[Request, list[Mount]]:
+    """``request`` as backend ``name`` runs it, and the paths its trampoline checks (each a
+    :class:`Mount` of the path the command sees, and whether it must be writable)."""
+    if name == "uid-drop":  # no mount namespace: the command reaches the mounts' sources by their host paths
+        mounts = request.mounts
+        env = {k: str(scratch) if v == "/tmp" else _retarget(v, mounts) for k, v in request.env.items()}
         env.update({k: str(scratch) for k in ("TMPDIR", "TMP", "TEMP")})
-        cwd = Path(_retarget(str(cwd), mounts))
+        cwd = Path(_retarget(str(request.cwd), mounts))
+        request = replace(request, argv=[_retarget(a, mounts) for a in request.argv], env=env, cwd=cwd)
         visible = [Mount(m.source, None, m.writable) for m in [*python_mounts(), *mounts, Mount(scratch, None, True)]]
         _open_to(uid, [m.source for m in mounts] + [cwd])
-    elif name == "bwrap":
-        visible = [Mount(Path(m.target or m.source), None, m.writable) for m in [*python_mounts(), *mounts]]
-    else:  # no sandbox: the caller passes host paths, mounts mean nothing
-        visible = []
+        return request, visible
+    if name == "bwrap":
+        return request, [
+            Mount(Path(m.target or m.source), None, m.writable) for m in [*python_mounts(), *request.mounts]
+        ]
+    return request, []  # no sandbox: the caller passes host paths, mounts mean nothing
+
+
+def _command(
+    name: str, request: Request, uid: int | None, visible: list[Mount], ready_w: int
+) -> tuple[list[str], dict[str, str]]:
+    """The command line that runs ``request`` through the trampoline (which reports on ``ready_w``)
+    with backend ``name``, and its environment."""
+    argv, limits = request.argv, request.limits
     exe = argv[0] if os.path.isabs(argv[0]) else (shutil.which(argv[0]) or argv[0])
-    ready_r, ready_w = os.pipe()
     spec = {
         "fd": ready_w,
         "limits": [limits.address_space_mb, limits.cpu, limits.file_mb, _nproc_limit(limits, uid)],
         "uid": uid if name == "uid-drop" else None,  # bwrap: setpriv drops it
         "seccomp": name == "uid-drop",
-        "cwd": str(cwd),
+        "cwd": str(request.cwd),
         "read": [str(m.source) for m in visible if not m.writable],
         "write": [str(m.source) for m in visible if m.writable],
         "private": [str(p) for p in sorted(_private)],
     }
     trampoline = ["-I", "-c", _TRAMPOLINE, json.dumps(spec), exe, *argv[1:]]
     if name == "bwrap":
-        cmd = _bwrap_args(mounts, env, cwd, uid, tmp_mb) + [sys.executable, *trampoline]
-        child_env = {"PATH": "/usr/bin:/bin"}
-    elif name == "uid-drop":
-        cmd, child_env = [SYSTEM_PYTHON, *trampoline], dict(env)
-    else:
-        cmd, child_env = [sys.executable, *trampoline], dict(env)
-    result = Run(None, 0.0, backend=name)
-    start = time.perf_counter()
+        return _bwrap_args(request, uid) + [sys.executable, *trampoline], {"PATH": "/usr/bin:/bin"}
+    if name == "uid-drop":
+        return [SYSTEM_PYTHON, *trampoline], dict(request.env)
+    return [sys.executable, *trampoline], dict(request.env)
+
+
+def _launch(name: str, request: Request, uid: int | None, visible: list[Mount]) -> tuple[Run, str]:
+    """Run ``request`` (as :func:`_as_seen` made it) and watch it until its process tree is gone (under
+    uid-drop: every process of ``uid``, and what it left in the shared folders); how it ended, and what
+    the trampoline reported ("ready", "ERR why", or "" if it never did)."""
+    ready_r, ready_w = os.pipe()
     try:
-        with open(output, "wb") as log:
+        cmd, child_env = _command(name, request, uid, visible, ready_w)
+        result = Run(None, 0.0, backend=name)
+        start = time.perf_counter()
+        with open(request.output, "wb") as log:
             proc = subprocess.Popen(
                 cmd,
                 env=child_env,
@@ -490,7 +527,7 @@ def _start(
             )
             os.close(ready_w)
             ready_w = -1
-            result.killed = _watch(proc, limits, result, start, uid if name == "uid-drop" else None)
+            result.killed = _watch(proc, request.limits, result, start, uid if name == "uid-drop" else None)
         kill_tree(proc.pid)
         if name == "uid-drop":
             kill_user(uid)
@@ -499,22 +536,13 @@ def _start(
         result.seconds = time.perf_counter() - start
         os.set_blocking(ready_r, False)
         try:
-            report = os.read(ready_r, 2000).decode(errors="replace")
+            return result, os.read(ready_r, 2000).decode(errors="replace")
         except BlockingIOError:
-            report = ""
+            return result, ""
     finally:
         os.close(ready_r)
         if ready_w >= 0:
             os.close(ready_w)
-        if scratch is not None:  # its uid's processes are gone: nothing can race the removal
-            shutil.rmtree(scratch, ignore_errors=True)
-    if report != "ready":
-        said = report.removeprefix("ready").removeprefix("ERR ").strip()
-        if not said:
-            with open(output, "rb") as log:
-                said = log.read(1000).decode(errors="replace").strip() or f"exit code {proc.returncode}"
-        raise SandboxFailed(name, said)
-    return result
 
 
 def run(
@@ -542,7 +570,8 @@ def run(
     name = backend("require") if sandbox is True else (sandbox or "")
     if name not in ("", *BACKENDS):
         raise ValueError(f"sandbox must be a bool or one of {BACKENDS}; got {sandbox!r}")
-    result = _start(name, list(argv), limits, mounts, env, Path(cwd), Path(output), list(writable), tmp_mb)
+    request = Request(list(argv), limits, mounts, env, Path(cwd), Path(output), tuple(writable), tmp_mb)
+    result = _start(name, request)
     note = backend_note(name)
     if note:
         result.notes.insert(0, note)

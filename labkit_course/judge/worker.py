@@ -359,6 +359,22 @@ def _on_alarm(signum, frame):
     raise CallTimeout()
 
 
+def _call(module, call: dict, arrays: dict):
+    """What the student's function returns for ``call``, on its own timer (:class:`CallTimeout` past
+    the call's timeout; whatever the function raises, it raises)."""
+    args: list = []
+    for a in call["args"]:
+        args.append(decode(a, arrays, args))
+    kwargs = {k: decode(v, arrays, args) for k, v in call["kwargs"].items()}
+    fn = getattr(module, call["function"])
+    signal.setitimer(signal.ITIMER_REAL, float(call.get("timeout", 60)))
+    try:
+        with patched(call.get("patch")):
+            return fn(*args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def main(argv: list[str]) -> int:
     inbox, outbox, first_case, *paths, pkg = argv
     # -S: the submission's package, then the environment's stdlib and site-packages, nothing else. The
@@ -398,18 +414,7 @@ def main(argv: list[str]) -> int:
                 elif import_error is not None:
                     result = {"raised": import_error, "import_error": True}
                 else:
-                    args: list = []
-                    for a in call["args"]:
-                        args.append(decode(a, arrays, args))
-                    kwargs = {k2: decode(v, arrays, args) for k2, v in call["kwargs"].items()}
-                    fn = getattr(module, call["function"])
-                    signal.setitimer(signal.ITIMER_REAL, float(call.get("timeout", 60)))
-                    try:
-                        with patched(call.get("patch")):
-                            value = fn(*args, **kwargs)
-                    finally:
-                        signal.setitimer(signal.ITIMER_REAL, 0)
-                    result = {"value": encode(value, store)}
+                    result = {"value": encode(_call(module, call, arrays), store)}
             except CallTimeout:
                 result = {"timeout": True}
                 timed_out.add(case.get("exercise"))
