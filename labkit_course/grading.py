@@ -67,6 +67,7 @@ from labkit_course.build import (
     nbgrader_config,
 )
 from labkit_course.sandbox import Limits
+from labkit_course.scoring import cell_score
 
 KEEP_BACKUPS = 5
 BUDGET = 1200  # seconds per submission, judge and notebook together (`--budget`)
@@ -636,10 +637,7 @@ def _write(course: Path, aid: str, lab: Lab, outcome: Outcome, staged: Path | No
         for gc in gb.find_notebook(lab.notebook, aid).grade_cells:  # points from source/, via the gradebook
             grade = gb.find_grade(gc.name, lab.notebook, aid, student)
             if gc.cell_type == "code" and gc.name in cells:
-                exercises = cells[gc.name]
-                passed = sum(bool(outcome.verdicts.get(e) and outcome.verdicts[e].passed) for e in exercises)
-                score = gc.max_score * passed / len(exercises) if exercises else 0.0
-                grade.auto_score = 0.0 if outcome.flagged else score
+                grade.auto_score = cell_score(gc.max_score, cells[gc.name], outcome.verdicts, outcome.flagged)
                 grade.needs_manual_grade = outcome.status != "graded"
             else:
                 grade.auto_score, grade.needs_manual_grade = None, True

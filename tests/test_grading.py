@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit_course import build, crash_tolerant_execute, gradescope, grading, sandbox
+from labkit_course import build, crash_tolerant_execute, gradescope, grading, sandbox, scoring
 from labkit_course.sync import stub_source, student_notebook
 from tests.grading_samples.toy_lab import (
     CTYPES_WIPE_HEAD,
@@ -161,6 +161,32 @@ def test_nbgrader_export_agrees_with_the_summary_csv(course, graded):
     for student, row in csv.iterrows():
         assert float(exported.loc[student, "raw_score"]) == row["auto_total"], student
         assert float(exported.loc[student, "max_score"]) == sum(POINTS.values()), student
+
+
+def test_nbgrader_and_gradescope_score_the_same_verdicts_alike(course, repo, graded):
+    """One scoring rule: the same judge verdicts scored through nbgrader (the gradebook's cell scores,
+    as grading.grade recorded them) and through Gradescope's scoring (points per exercise from
+    gradescope.exercise_points, scores as run_autograder gives them, labkit_course.scoring) agree per
+    exercise and in total, for every sample: honest, partial, failed and flagged."""
+    table, _ = graded
+    cells = json.loads((course / ".labkit" / "course.json").read_text())["labs"]["lab0"]["cells"]
+    assert all(len(exercises) == 1 for exercises in cells.values())  # so a cell's score is its exercise's
+    points = gradescope.exercise_points(TOY, repo)
+    book = _gradebook_scores(course)
+    outcomes = {o.student: o for o in table.attrs["outcomes"]}
+    assert set(outcomes) == set(EXPECTED)
+    for student, outcome in outcomes.items():
+        by_gradescope = scoring.exercise_scores(points, outcome.verdicts, outcome.flagged)
+        by_nbgrader = {cells[gid][0]: score for gid, (score, _) in book[student].items() if gid in cells}
+        assert by_nbgrader == by_gradescope, student
+        assert table.loc[student, "auto_total"] == sum(by_gradescope.values()), student
+        max_nbgrader = sum(top for gid, (_, top) in book[student].items() if gid in cells)
+        assert max_nbgrader == sum(points.values()), student
+    assert outcomes["perfect"].auto_score == 5 and outcomes["partial"].auto_score == 2
+    flagged_despite_passing = [
+        s for s, o in outcomes.items() if o.flagged and all(v.passed for v in o.verdicts.values())
+    ]
+    assert {"ctypes_wipe", "reads_gradebook"} <= set(flagged_despite_passing)  # the flag alone zeroes them
 
 
 def test_the_gradebook_is_backed_up_before_a_batch(course, graded):
@@ -467,7 +493,9 @@ def test_lab2_end_to_end_honest_full_marks_cheats_caught(lab2):
     from labkit.labs import LABS
 
     course, table = lab2
-    assert table.loc["honest", "auto_total"] == 8 and table.loc["honest", "status"] == "graded"
+    assert table.loc["honest", "auto_total"] == 8 and table.loc["honest", "status"] == "graded", table.loc[
+        "honest"
+    ].to_dict()
     assert "started processes" not in table.loc["honest", "notes"]  # matplotlib's fc-list is not the student's
     executed = (course / "autograded" / "honest" / "lab2" / f"{LABS[2].notebook}.ipynb").read_text()
     assert "image/png" in executed and "Fontconfig" not in executed and "joblib will operate" not in executed

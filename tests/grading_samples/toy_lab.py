@@ -17,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from labkit.labs import MODULES, Lab
 from labkit_course.repo import REPO
+from labkit_course.sync import tag_test_cells
 
 TOY = Lab(0, "00_toy", "toy", "Toy lab")
 
@@ -122,6 +123,7 @@ def solved_notebook() -> nbformat.NotebookNode:
     ]
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    tag_test_cells(nb, TOY, ["scale", "total"])  # as `labkit-course sync` stores them (labkit.exercises)
     return nb
 
 
