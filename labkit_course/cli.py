@@ -191,9 +191,10 @@ def _add_sync_and_run(sub) -> None:
 def _add_course(sub) -> None:
     from labkit_course.build import DEFAULT_CELL_TIMEOUT
 
-    p = sub.add_parser("course", help="build an nbgrader course from the repo")
-    csub = p.add_subparsers(dest="action", required=True)
-    b = csub.add_parser("build", help="write source/, nbgrader_config.py, and run nbgrader generate_assignment")
+    actions = sub.add_parser("course", help="build an nbgrader course from the repo").add_subparsers(
+        dest="action", required=True
+    )
+    b = actions.add_parser("build", help="write source/, nbgrader_config.py, and run nbgrader generate_assignment")
     b.add_argument("dir", help="the course directory (created if missing; rebuilding keeps the gradebook)")
     b.add_argument("--labs", help="comma-separated lab numbers (default: all available)")
     b.add_argument("--no-generate", action="store_true", help="don't run nbgrader generate_assignment")
