@@ -379,6 +379,37 @@ def test_run_seeds_reuses_each_seed_s_source_and_summarizes(reference):
         experiments.run_seeds("digits", seeds=[1, 1], exercises=reference, **TINY)
 
 
+def test_run_seeds_in_threads_gives_the_same_runs_and_reuses_known_ones(reference):
+    """workers=2 changes the time, not the numbers; a known run is kept as it is and not run again."""
+    numbers = ("seed", "mode", "clean_acc", "attack_success", "transfer_acc", "linear_acc", "judge", "imperceptible")
+    alone = experiments.run_seeds("digits", seeds=[0, 3, 5], exercises=reference, **TINY)
+    known = dict(alone["runs"][2])  # seed 3, det
+    ran = []
+    run_experiment = experiments.run_experiment
+
+    def spy(dataset, mode, seed, *args, **kwargs):
+        ran.append((seed, mode))
+        return run_experiment(dataset, mode, seed, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiments, "run_experiment", spy)
+        both = experiments.run_seeds(
+            "digits", seeds=[0, 3, 5], exercises=reference, known_runs=[known], workers=2, **TINY
+        )
+    assert sorted(ran) == [(0, "det"), (0, "rand"), (3, "rand"), (5, "det"), (5, "rand")]
+    assert both["runs"][2] is known
+    assert [{k: r[k] for k in numbers} for r in both["runs"]] == [{k: r[k] for k in numbers} for r in alone["runs"]]
+    assert both["summary"] == alone["summary"]
+    with pytest.raises(ValueError, match="known run"):
+        experiments.run_seeds("digits", seeds=[0], exercises=reference, known_runs=[{"seed": 0}], **TINY)
+
+
+def test_concurrently_keeps_the_order():
+    assert experiments.concurrently(lambda x: x * x, range(7), workers=3) == [x * x for x in range(7)]
+    with pytest.raises(ValueError):
+        experiments.concurrently(abs, [1], workers=0)
+
+
 def test_control_keeps_the_images(reference):
     r = experiments.run_experiment("digits", "rand", seed=1, verbose=False, perturb=False, exercises=reference, **TINY)
     assert torch.equal(r["adv_images"], r["train"][0])
