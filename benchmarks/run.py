@@ -1,11 +1,12 @@
 """Measure every budget of the course on this machine: `python -m benchmarks.run [--quick] [--labs 1,2]`.
 
-Each lab's module ``benchmarks/<module>.py`` exposes ``budgets(quick) -> list[row]``; this script
-runs them in order, each in a fresh process (peak memory is per suite), prints PASS/FAIL next to each
-number, and writes ``benchmarks/RESULTS.md`` and (full runs only) the README's results section: one
-table per suite, each with the date, machine and load it was measured at. ``--labs`` re-measures only
-those suites and keeps the other suites' tables from the previous file, so two partial runs (say, the
-labs beside another job and the grading on a quiet machine) make one report.
+Each lab's module ``benchmarks/<module>.py``, and each course-wide one (grading, Binder, Gradescope),
+exposes ``budgets(quick) -> list[row]``; this script finds them (:func:`suites`), runs them in order,
+each in a fresh process (peak memory is per suite), prints PASS/FAIL next to each number, and writes
+``benchmarks/RESULTS.md`` and (full runs only) the README's results section: one table per suite, each
+with the date, machine and load it was measured at. ``--labs`` re-measures only those suites and keeps
+the other suites' tables from the previous file, so two partial runs (say, the labs beside another job
+and the grading on a quiet machine) make one report.
 Quick mode runs everything on tiny inputs: its numbers say nothing about the budgets,
 it only proves the scripts still work (the test suite runs it).
 """
@@ -25,12 +26,17 @@ from pathlib import Path
 from labkit.labs import LABS
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = {
-    **{str(n): lab.module for n, lab in LABS.items()},
-    "grading": "grading",
-    "binder": "binder",
-    "gradescope": "gradescope",
-}
+
+
+def suites(folder: Path = ROOT / "benchmarks") -> dict[str, str]:
+    """Suite name -> module of ``folder``: every module that defines ``budgets``, a lab's under its number
+    (lab order), then the others under their own name (alphabetical)."""
+    found = {p.stem for p in folder.glob("*.py") if re.search(r"^def budgets\(", p.read_text(encoding="utf-8"), re.M)}
+    labs = {str(n): lab.module for n, lab in LABS.items() if lab.module in found}
+    return {**labs, **{name: name for name in sorted(found - set(labs.values()))}}
+
+
+SUITES = suites()
 
 
 def machine() -> str:
