@@ -356,6 +356,36 @@ def test_audit_passes_the_reference_and_the_stub(module):
     assert audit((REPO / "labkit" / f"{module}.py").read_text(), module) == []
 
 
+def test_audits_side_by_side_never_parse_at_once(monkeypatch):
+    """`grade --workers 2` audits two submissions in two threads; CPython 3.11's ast.parse is not
+    thread-safe (python/cpython#106905: "AST constructor recursion depth mismatch", which graded an
+    honest submission "failed" with 0 points), so the audit parses one module at a time."""
+    import ast
+    import threading
+    import time
+
+    from labkit_course.judge import static
+
+    inside, most, real = [0], [0], ast.parse
+
+    def slow_parse(source, *args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for the other thread to arrive
+        inside[0] -= 1
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(static.ast, "parse", slow_parse)
+    source = (SOLUTIONS / "labkit" / "adversarial.py").read_text()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(audit(source, "adversarial"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[]] * 4 and most[0] == 1
+
+
 def test_captum_is_fine_where_it_does_not_give_the_answer():
     assert audit("import captum", "noise") == [] and audit("import captum", "saliency")
 

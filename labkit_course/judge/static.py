@@ -27,6 +27,7 @@ A flag is a reason to look, not a verdict: :func:`audit` returns human-readable 
 from __future__ import annotations
 
 import ast
+import threading
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -142,12 +143,20 @@ def read_source(path: Path) -> tuple[str, list[str]]:
     return data.decode("utf-8", errors="replace"), []
 
 
+# CPython 3.11's ast.parse is not thread-safe: the interpreter-wide AST state's recursion counter is
+# shared, so two threads parsing at once (two submissions judged side by side, `grade --workers 2`)
+# can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905; seen
+# here as an honest submission graded "failed", 0 points). One parse at a time.
+_PARSE_LOCK = threading.Lock()
+
+
 def audit(source: str, module: str) -> list[str]:
     """Reasons to review the exercise module ``source`` of lab module ``module`` ([] if none)."""
     # Longer than 60 lines for a reason: one walk over the tree, one branch per kind of node, all sharing
     # flag() and check_name() (closures over this lab's forbidden names and the import aliases).
     try:
-        tree = ast.parse(source)
+        with _PARSE_LOCK:
+            tree = ast.parse(source)
     except SyntaxError:
         return []  # not a cheat: the judge reports it as a crash
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
