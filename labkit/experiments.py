@@ -115,7 +115,7 @@ def load_dataset(dataset: str, size: int = 8, root="~/.cache/labkit/cifar10", tr
     Args:
         dataset: ``"digits"`` (scikit-learn's 8x8 scans, offline, 1347 train / 450 test images,
             bilinearly upsampled to ``size``) or ``"cifar10"`` (32x32; needs the network once,
-            else :class:`labkit.models.NetworkRequired`).
+            else :class:`labkit.runtime.NetworkRequired`).
         size: side of the digits in pixels (CIFAR-10 is always 32).
         root: CIFAR-10's download directory.
         train_limit, test_limit: keep only the first images of each split (quick runs).

@@ -21,7 +21,7 @@ rest of the notebook is still there for the instructor to read.
 
 Configure it as ``c.Autograde.autograde_preprocessors = ["labkit_course.crash_tolerant_execute.
 CrashTolerantExecute", ...]``; its traits are ``Execute``'s (``timeout``, ``startup_timeout``...).
-:func:`labkit_course.grading.grade_one` sets up the rest (kernel spec, ``ipc``, the box settings).
+:func:`labkit_course.grading.preparing.prepare_kernel_box` sets up the rest (kernel spec, ``ipc``, the box settings).
 """
 
 import copy

@@ -6,7 +6,7 @@ is tiny: the public checks' models (:func:`labkit.check.toys.tiny_linear`, a lin
 classifier with trainable weights, and :class:`~labkit.check.toys.BrightnessModel`, which
 negates its logits in train mode) on a few dozen 8x8 images, trained for a few epochs.
 
-``make_adversarial_dataset`` calls Lab 2's ``pgd`` (``labkit.experiments.lab2_pgd``). It is judged
+``make_adversarial_dataset`` calls Lab 2's ``pgd`` (``labkit.relabel.lab2_pgd``). It is judged
 with Lab 2's ``pgd`` replaced, on both sides, by :func:`labkit.check.toys.toy_pgd`, a
 stand-in with a closed form: what is judged is Lab 5's own work (targets, batches, eval mode, the
 arguments handed to ``pgd``), and neither the student's Lab 2 nor its reference is needed.
