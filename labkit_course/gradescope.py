@@ -209,12 +209,33 @@ def _for_instructors(text: str, graded: bool = False) -> dict:
     }
 
 
+def exercise_tests(verdicts: dict, points: dict[str, float], flagged: bool) -> list[dict]:
+    """results.json's test entries, one per judged exercise, scored by the one scoring rule
+    (:func:`labkit_course.scoring.exercise_scores`): its points (``points``, from lab.json; 1 for an
+    exercise it doesn't name) if the judge passed it and the submission isn't ``flagged``, else 0."""
+    from labkit_course.scoring import exercise_scores
+
+    weights = {name: float(points.get(name, 1.0)) for name in verdicts}
+    scores = exercise_scores(weights, verdicts, flagged)
+    return [
+        {
+            "name": name,
+            "number": name,
+            "score": scores[name],
+            "max_score": weights[name],
+            "status": "passed" if verdict.passed else "failed",
+            "output": verdict.message,
+            "visibility": "visible",
+        }
+        for name, verdict in verdicts.items()
+    ]
+
+
 def _grade(root: Path, sandbox_mode: str) -> dict:
     from labkit_course import sandbox
     from labkit_course.build import assignment_id
     from labkit_course.grading import student_seed
     from labkit_course.judge import judge
-    from labkit_course.scoring import exercise_score
 
     lab_dir = root / "source" / "lab"
     sandbox.protect(lab_dir)  # the secret, the reference and the hidden tests: root's only
@@ -222,7 +243,7 @@ def _grade(root: Path, sandbox_mode: str) -> dict:
     info = json.loads((lab_dir / "lab.json").read_text())
     lab, points = Lab(**info["lab"]), info["points"]
     student_file = _find_module(root / "submission", lab.module)
-    tests, output = [], ""
+    output = ""
     if student_file is None:
         output = (
             f"No {lab.module}.py was found in your submission: upload labkit/{lab.module}.py, the file you filled in."
@@ -239,19 +260,7 @@ def _grade(root: Path, sandbox_mode: str) -> dict:
         sandbox_mode=sandbox_mode,
     )
     flagged = bool(judgement.flags)
-    for name, verdict in judgement.verdicts.items():
-        weight = float(points.get(name, 1.0))
-        tests.append(
-            {
-                "name": name,
-                "number": name,
-                "score": exercise_score(weight, verdict, flagged),
-                "max_score": weight,
-                "status": "passed" if verdict.passed else "failed",
-                "output": verdict.message,
-                "visibility": "visible",
-            }
-        )
+    tests = exercise_tests(judgement.verdicts, points, flagged)
     if flagged:
         output += "\nYour module was flagged for review by an instructor: " + "; ".join(judgement.flags[:5])
     used = judgement.sandboxed or "none (--sandbox=fallback)"

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit_course import build, crash_tolerant_execute, gradescope, grading, sandbox, scoring
+from labkit_course import build, crash_tolerant_execute, gradescope, grading, sandbox
 from labkit_course.sync import stub_source, student_notebook
 from tests.grading_samples.toy_lab import (
     CTYPES_WIPE_HEAD,
@@ -166,7 +166,7 @@ def test_nbgrader_export_agrees_with_the_summary_csv(course, graded):
 def test_nbgrader_and_gradescope_score_the_same_verdicts_alike(course, repo, graded):
     """One scoring rule: the same judge verdicts scored through nbgrader (the gradebook's cell scores,
     as grading.grade recorded them) and through Gradescope's scoring (points per exercise from
-    gradescope.exercise_points, scores as run_autograder gives them, labkit_course.scoring) agree per
+    gradescope.exercise_points, test entries from gradescope.exercise_tests, which run_autograder writes) agree per
     exercise and in total, for every sample: honest, partial, failed and flagged."""
     table, _ = graded
     cells = json.loads((course / ".labkit" / "course.json").read_text())["labs"]["lab0"]["cells"]
@@ -176,7 +176,8 @@ def test_nbgrader_and_gradescope_score_the_same_verdicts_alike(course, repo, gra
     outcomes = {o.student: o for o in table.attrs["outcomes"]}
     assert set(outcomes) == set(EXPECTED)
     for student, outcome in outcomes.items():
-        by_gradescope = scoring.exercise_scores(points, outcome.verdicts, outcome.flagged)
+        results = gradescope.exercise_tests(outcome.verdicts, points, outcome.flagged)  # what run_autograder writes
+        by_gradescope = {test["name"]: test["score"] for test in results}
         by_nbgrader = {cells[gid][0]: score for gid, (score, _) in book[student].items() if gid in cells}
         assert by_nbgrader == by_gradescope, student
         assert table.loc[student, "auto_total"] == sum(by_gradescope.values()), student
